@@ -1,0 +1,225 @@
+"""One function per ``its-vault`` command. Errors propagate to ``cli.main``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..core.audit import Actor
+from ..core.crypto import MIN_MEMORY_KIB, MIN_TIME_COST, Argon2Params
+from ..core.errors import InvalidInput, VaultNotFound
+from ..core.vault.api import Vault, default_vault_path
+from . import io
+from .io import UsageError
+
+_stdin = io.Stdin()
+
+
+def _path(args: argparse.Namespace) -> Path:
+    return Path(args.vault).expanduser() if getattr(args, "vault", None) else default_vault_path()
+
+
+def _open(args: argparse.Namespace) -> Vault:
+    path = _path(args)
+    if not path.exists():
+        raise VaultNotFound(str(path))
+    actor = Actor.current("cli")
+    if getattr(args, "factor", "password") == "recovery":
+        return Vault.open(path, recovery_code=io.recovery_code(_stdin), actor=actor)
+    password = io.master_password(_stdin, getattr(args, "password_stdin", False))
+    return Vault.open(path, password, actor=actor)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--{what} expects K=V, got '{key}'")
+        result[key] = value
+    return result
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise UsageError(f"--expires expects YYYY-MM-DD, got '{text}'") from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    default = Argon2Params.default()
+    memory = default.memory_kib if args.kdf_memory is None else args.kdf_memory * 1024
+    time_cost = default.time_cost if args.kdf_time is None else args.kdf_time
+    parallelism = default.parallelism if args.kdf_parallelism is None else args.kdf_parallelism
+    if memory < MIN_MEMORY_KIB or time_cost < MIN_TIME_COST:
+        raise UsageError("KDF parameters too weak: --kdf-memory must be at least 8 MiB and --kdf-time at least 1")
+    kdf = Argon2Params(memory, time_cost, parallelism)
+    if not kdf.within_bounds():
+        raise UsageError("KDF parameters out of range (memory 8 to 1024 MiB, time 1 to 64, parallelism 1 to 16)")
+    if kdf.below_defaults():
+        io.warn(f"KDF cost below the recommended 64 MiB / 3 passes ({memory // 1024} MiB / {time_cost}): "
+                "fine for tests and demos, weak against offline guessing")
+    path = _path(args)
+    password = io.master_password(_stdin, getattr(args, "password_stdin", False), confirm=True)
+    with Vault.create(path, password, kdf=kdf, actor=Actor.current("cli")) as vault:
+        code = vault.take_recovery_code()
+    io.info(f"vault created at {path}")
+    io.info("recovery code (shown once; store it offline: it opens the vault without the password):")
+    print(code)
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    from ..core.passwords import generate_password
+    from ..core.rotation import RotationPolicy
+
+    fields = _pairs(args.field, "field")
+    tags = _pairs(args.tag, "tag")
+    expires = _date(args.expires) if args.expires else None
+    if args.rotate_every is not None and args.rotate_every < 1:
+        raise UsageError("--rotate-every must be at least 1 day")
+    rotation = RotationPolicy(args.rotate_every) if args.rotate_every else None
+    with _open(args) as vault:
+        value: str | None
+        if args.value_stdin:
+            value = _stdin.rest()
+        elif args.generate:
+            value = generate_password(args.length)
+        elif io.interactive():
+            value = io.prompt_secret("Value (empty keeps the current one)") or None
+        else:
+            value = None
+        secret = vault.set(args.name, value, type=args.type, fields=fields, tags=tags,
+                           description=args.description, expires_at=expires, rotation=rotation)
+    verb = "created" if secret.version == 1 and secret.created == secret.updated else "updated"
+    io.info(f"{verb} {secret.name} (version {secret.version})")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        secret = vault.get(args.name)
+        value = secret.value if args.field is None else vault.value(args.name, args.field)
+        if secret.expires_at is not None and secret.expires_at <= vault.clock():
+            io.warn(f"secret '{secret.name}' expired on {secret.expires_at.date().isoformat()}")
+    sys.stdout.write(value + "\n")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        accessed = vault.last_access()
+        now = vault.clock()
+        rows = []
+        for secret in vault.secrets():
+            meta = secret.metadata()
+            when = accessed.get(secret.name)
+            meta["last_accessed"] = when.isoformat(timespec="seconds") if when else None
+            meta["status"] = secret.status(now).value
+            rows.append(meta)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'NAME':<{width}}  {'TYPE':<11}  {'UPDATED':<10}  {'STATUS':<8}  TAGS")
+    for r in rows:
+        tags = ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
+        print(f"{r['name']:<{width}}  {r['type']:<11}  {r['updated'][:10]:<10}  {r['status']:<8}  {tags}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        vault.delete(args.name)
+    io.info(f"deleted {args.name}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        current = vault.peek(args.name).version
+        versions = vault.history(args.name)
+        vault.record("history", args.name)
+    rows = [{"version": v.version, "created": v.created.isoformat(timespec="seconds"),
+             "fields": sorted(v.fields), "current": v.version == current} for v in versions]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rows:
+        mark = "  (current)" if r["current"] else ""
+        print(f"{r['version']:>4}  {r['created']}{mark}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        secret = vault.restore(args.name, args.version)
+    io.info(f"restored {args.name} version {args.version} as version {secret.version}")
+    return 0
+
+
+def cmd_import_env(args: argparse.Namespace) -> int:
+    from ..core.dotenv import guess_type, parse_dotenv
+    from ..core.secrets import Secret, SecretType, validate_name
+
+    source = Path(args.file)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{source}: not a UTF-8 text file") from None
+    entries = parse_dotenv(text, str(source))
+    prefix = (args.prefix or "").strip("/")
+    incoming = []
+    for entry in entries:
+        name = validate_name(f"{prefix}/{entry.key}" if prefix else entry.key)
+        incoming.append(Secret(name=name, value=entry.value, type=SecretType(guess_type(entry.key)),
+                               tags={"source": source.name}))
+    with _open(args) as vault:
+        created, updated, unchanged = vault.import_secrets(incoming, f"env:{source.name}")
+    io.info(f"imported {source}: {created} created, {updated} updated (old values kept in history), "
+            f"{unchanged} unchanged")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        new = io.new_master_password(_stdin, getattr(args, "password_stdin", False))
+        vault.change_password(new)
+    io.info("master password changed")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        if args.action == "verify":
+            count = vault.verify_audit()
+            print(f"audit log verified: {count} records, chain intact")
+            return 0
+        records = list(vault.audit_records())
+    for record in records:
+        e = record.event
+        if args.json:
+            print(json.dumps({"seq": record.seq, "time": e.time.isoformat(timespec="milliseconds"),
+                              "op": e.op, "outcome": e.outcome, "name": e.name, "detail": e.detail,
+                              "actor": {"kind": e.actor.kind, "pid": e.actor.pid, "exe": e.actor.exe}}))
+        else:
+            print(f"{record.seq:>6}  {e.time.isoformat(timespec='seconds')}  {e.actor.kind}:{e.actor.pid}  "
+                  f"{e.op:<10} {e.outcome:<9} {e.name or ''}{'  ' + e.detail if e.detail else ''}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..core.crypto import calibrate_argon2
+
+    if not 0.05 <= args.target <= 30:
+        raise UsageError("--target must be between 0.05 and 30 seconds")
+    params = calibrate_argon2(args.target)
+    print(f"--kdf-memory {params.memory_kib // 1024} --kdf-time {params.time_cost} "
+          f"--kdf-parallelism {params.parallelism}")
+    return 0

@@ -1,0 +1,101 @@
+"""Where the CLI gets passwords and values: environment, stdin or a prompt, never argv."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..core.errors import InvalidInput
+
+MASTER_PASSWORD_ENV = "ITS_MASTER_PASSWORD"
+NEW_PASSWORD_ENV = "ITS_NEW_MASTER_PASSWORD"
+RECOVERY_CODE_ENV = "ITS_RECOVERY_CODE"
+
+
+class UsageError(InvalidInput):
+    """Wrong use of the command line (exit 2)."""
+
+
+class Stdin:
+    """Standard input read once and handed out: first the master password line (with
+    --password-stdin), then the rest as a value."""
+
+    def __init__(self) -> None:
+        self._data: str | None = None
+        self._pos = 0
+
+    def _load(self) -> str:
+        if self._data is None:
+            self._data = sys.stdin.read()
+        return self._data
+
+    def line(self) -> str:
+        data = self._load()
+        end = data.find("\n", self._pos)
+        end = len(data) if end < 0 else end
+        line = data[self._pos:end].rstrip("\r")
+        self._pos = min(len(data), end + 1)
+        return line
+
+    def rest(self) -> str:
+        data = self._load()
+        rest, self._pos = data[self._pos:], len(data)
+        if rest.endswith("\r\n"):
+            return rest[:-2]
+        return rest[:-1] if rest.endswith("\n") else rest
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def prompt_secret(label: str, confirm: bool = False) -> str:
+    import getpass
+
+    if not interactive():
+        raise UsageError(f"{label.lower()} needed but there is no terminal to ask in")
+    first = getpass.getpass(f"{label}: ")
+    if confirm and getpass.getpass(f"{label} (again): ") != first:
+        raise UsageError("the two entries do not match")
+    return first
+
+
+def master_password(stdin: Stdin, from_stdin: bool, confirm: bool = False) -> str:
+    env = os.environ.get(MASTER_PASSWORD_ENV)
+    if env:
+        return env
+    if from_stdin:
+        password = stdin.line()
+        if not password:
+            raise UsageError("--password-stdin: the first line of standard input is empty")
+        return password
+    if not interactive():
+        raise UsageError(f"no master password: set {MASTER_PASSWORD_ENV}, use --password-stdin, or run in a terminal")
+    return prompt_secret("Master password", confirm=confirm)
+
+
+def new_master_password(stdin: Stdin, from_stdin: bool) -> str:
+    env = os.environ.get(NEW_PASSWORD_ENV)
+    if env:
+        return env
+    if from_stdin:
+        password = stdin.line()
+        if not password:
+            raise UsageError("--password-stdin: the second line (the new password) is empty")
+        return password
+    return prompt_secret("New master password", confirm=True)
+
+
+def recovery_code(stdin: Stdin) -> str:
+    env = os.environ.get(RECOVERY_CODE_ENV)
+    if env:
+        return env
+    return prompt_secret("Recovery code")
+
+
+def warn(message: str) -> None:
+    print(f"its-vault: warning: {message}", file=sys.stderr)
+
+
+def info(message: str) -> None:
+    print(message, file=sys.stderr)

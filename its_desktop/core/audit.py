@@ -1,0 +1,326 @@
+"""The append-only, tamper-evident audit log. Never holds a secret's value.
+
+Three files sit beside the vault:
+
+* ``<vault>.audit``: one JSON record per line. Each record's MAC covers the previous record's
+  MAC, so an edited, reordered or deleted record breaks the chain. Secret names are encrypted
+  deterministically (AES-SIV), so the log can be searched by name but not read without the key.
+* ``<vault>.audit-head``: the latest record's sequence number and MAC, under its own MAC,
+  rewritten with every append. A log truncated behind the head's back is detected. The vault
+  body also stores this anchor at every save, which catches a head rolled back with the log.
+* ``<vault>.audit-pending``: events that happen while no key is at hand (a failed unlock),
+  unauthenticated; the next append folds them into the chain.
+
+Appending is O(1): it reads the head and a bounded tail of the log, never the whole file.
+Callers hold the vault's writer lock around ``append`` and ``record_pending``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from .crypto import AuthenticationFailed, constant_time_equal, hkdf, mac, siv_decrypt, siv_encrypt
+from .errors import AuditTampered
+from .vault.body import AuditAnchor
+from .vault.storage import atomic_write
+
+TAIL_WINDOW = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: the front end (cli, gui, agent), its pid and its program."""
+
+    kind: str
+    pid: int
+    exe: str
+
+    @classmethod
+    def current(cls, kind: str) -> Actor:
+        program = sys.argv[0] if sys.argv and sys.argv[0] and os.path.exists(sys.argv[0]) else sys.executable
+        return cls(kind, os.getpid(), os.path.realpath(program))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"exe": self.exe, "kind": self.kind, "pid": self.pid}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Actor:
+        return cls(str(raw["kind"]), int(raw["pid"]), str(raw["exe"]))
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    op: str
+    outcome: str
+    actor: Actor
+    name: str | None = None
+    detail: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    event: AuditEvent
+
+
+@dataclass(frozen=True)
+class AuditFiles:
+    log: Path
+    head: Path
+    pending: Path
+
+    @classmethod
+    def beside(cls, vault_path: Path) -> AuditFiles:
+        return cls(*(vault_path.with_name(vault_path.name + suffix)
+                     for suffix in (".audit", ".audit-head", ".audit-pending")))
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def record_pending(files: AuditFiles, event: AuditEvent) -> None:
+    """Note an event that has no key to chain it yet (a failed unlock)."""
+    doc = {"actor": event.actor.to_json(), "detail": event.detail, "op": event.op,
+           "outcome": event.outcome, "time": _iso(event.time)}
+    fd = os.open(files.pending, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, _canonical(doc) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AuditLog:
+    """The audit chain of one vault, keyed from its vault key."""
+
+    def __init__(self, vault_path: Path, vault_key: bytes | bytearray, vault_id: str) -> None:
+        self.files = AuditFiles.beside(vault_path)
+        self._mac_key = bytearray(hkdf(bytes(vault_key), b"its-desktop/v1/audit/mac"))
+        self._head_key = bytearray(hkdf(bytes(vault_key), b"its-desktop/v1/audit/head"))
+        self._name_key = bytearray(hkdf(bytes(vault_key), b"its-desktop/v1/audit/name", length=64))
+        self._genesis = mac(self._mac_key, b"genesis", vault_id.encode()).hex()
+
+    def __repr__(self) -> str:
+        return f"<AuditLog {self.files.log.name}>"
+
+    def wipe(self) -> None:
+        for key in (self._mac_key, self._head_key, self._name_key):
+            key[:] = bytes(len(key))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(self, events: list[AuditEvent]) -> AuditAnchor:
+        """Chain ``events`` (after any pending ones) onto the log; returns the new head."""
+        seq, prev = self._current_tip()
+        pending = self._take_pending()
+        lines = []
+        for event in [*pending, *events]:
+            seq += 1
+            doc = self._record_doc(seq, event)
+            prev = mac(self._mac_key, bytes.fromhex(prev), _canonical(doc)).hex()
+            doc["mac"] = prev
+            lines.append(_canonical(doc) + b"\n")
+        if lines:
+            fd = os.open(self.files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, b"".join(lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._write_head(AuditAnchor(seq, prev))
+        if pending:
+            self.files.pending.unlink(missing_ok=True)
+        return AuditAnchor(seq, prev)
+
+    def head(self) -> AuditAnchor | None:
+        try:
+            raw = json.loads(self.files.head.read_bytes())
+            anchor = AuditAnchor(int(raw["seq"]), str(raw["mac"]))
+            tag = bytes.fromhex(raw["tag"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            raise AuditTampered(0, "the audit head is malformed") from None
+        if not constant_time_equal(tag, self._head_tag(anchor)):
+            raise AuditTampered(anchor.seq, "the audit head does not authenticate")
+        return anchor
+
+    def _head_tag(self, anchor: AuditAnchor) -> bytes:
+        return mac(self._head_key, b"head", str(anchor.seq).encode(), anchor.mac.encode())
+
+    def _write_head(self, anchor: AuditAnchor) -> None:
+        doc = {"mac": anchor.mac, "seq": anchor.seq, "tag": self._head_tag(anchor).hex()}
+        atomic_write(self.files.head, _canonical(doc))
+
+    def _current_tip(self) -> tuple[int, str]:
+        """The head, rolled forward over records a killed writer appended but did not anchor,
+        after cutting off a torn (half-written) last line."""
+        try:
+            head = self.head()
+        except AuditTampered:
+            head = None
+        seq, prev = (head.seq, head.mac) if head else (0, self._genesis)
+        try:
+            fd = os.open(self.files.log, os.O_RDWR)
+        except FileNotFoundError:
+            return seq, prev
+        try:
+            size = os.fstat(fd).st_size
+            start = max(0, size - TAIL_WINDOW)
+            tail = os.pread(fd, size - start, start)
+            end = tail.rfind(b"\n") + 1
+            if start + end < size and (end > 0 or start == 0):
+                os.ftruncate(fd, start + end)
+                os.fsync(fd)
+            for line in tail[:end].splitlines():
+                doc = self._parse_line(line)
+                if doc is None:
+                    continue
+                if head is None and size > 0:
+                    # No trustworthy head: keep numbering after the log's last record, and let
+                    # verify() report the missing or forged head.
+                    seq, prev = doc["seq"], doc["mac"]
+                elif doc["seq"] == seq + 1 and self._mac_ok(doc, prev):
+                    seq, prev = doc["seq"], doc["mac"]
+        finally:
+            os.close(fd)
+        return seq, prev
+
+    def _take_pending(self) -> list[AuditEvent]:
+        try:
+            raw = self.files.pending.read_bytes()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in raw.splitlines():
+            try:
+                doc = json.loads(line)
+                events.append(AuditEvent(str(doc["op"]), str(doc["outcome"]), Actor.from_json(doc["actor"]),
+                                         detail=doc.get("detail"),
+                                         time=datetime.fromisoformat(doc["time"])))
+            except (ValueError, KeyError, TypeError):
+                events.append(AuditEvent("unknown", "malformed-pending-record", Actor("unknown", 0, "")))
+        return events
+
+    def _record_doc(self, seq: int, event: AuditEvent) -> dict[str, Any]:
+        name = None
+        if event.name is not None:
+            name = base64.b64encode(siv_encrypt(self._name_key, event.name.encode("utf-8"))).decode()
+        return {"actor": event.actor.to_json(), "detail": event.detail, "name": name, "op": event.op,
+                "outcome": event.outcome, "seq": seq, "time": _iso(event.time)}
+
+    # -- reading -------------------------------------------------------------------------
+
+    @staticmethod
+    def _parse_line(line: bytes) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or not isinstance(doc.get("seq"), int) or not isinstance(doc.get("mac"), str):
+            return None
+        return doc
+
+    def _mac_ok(self, doc: dict[str, Any], prev: str) -> bool:
+        body = {k: v for k, v in doc.items() if k != "mac"}
+        try:
+            expected = mac(self._mac_key, bytes.fromhex(prev), _canonical(body))
+            return constant_time_equal(expected, bytes.fromhex(doc["mac"]))
+        except (ValueError, TypeError):
+            return False
+
+    def _decode(self, doc: dict[str, Any]) -> AuditRecord:
+        name = None
+        if doc.get("name"):
+            try:
+                name = siv_decrypt(self._name_key, base64.b64decode(doc["name"])).decode("utf-8")
+            except (AuthenticationFailed, ValueError):
+                raise AuditTampered(doc["seq"], "a secret name does not decrypt") from None
+        event = AuditEvent(str(doc["op"]), str(doc["outcome"]), Actor.from_json(doc["actor"]), name,
+                           doc.get("detail"), datetime.fromisoformat(doc["time"]))
+        return AuditRecord(int(doc["seq"]), event)
+
+    def _lines(self) -> Iterator[tuple[bytes, bool]]:
+        """Each line with whether it ended in a newline (a last line without one is torn)."""
+        try:
+            fh = open(self.files.log, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            for line in fh:
+                complete = line.endswith(b"\n")
+                yield line.rstrip(b"\n"), complete
+
+    def verify(self, body_anchor: AuditAnchor | None = None) -> int:
+        """Walk the whole chain; returns the number of records or raises AuditTampered at the
+        first bad one."""
+        head = self.head()
+        seq, prev = 0, self._genesis
+        anchor_seen = body_anchor is None or body_anchor.seq == 0
+        for line, complete in self._lines():
+            doc = self._parse_line(line)
+            if not complete and (head is None or seq >= head.seq):
+                break  # a write interrupted before its head was updated: not tampering
+            if doc is None:
+                raise AuditTampered(seq + 1, "the record is not valid JSON")
+            if doc["seq"] != seq + 1:
+                raise AuditTampered(seq + 1, f"expected record {seq + 1}, found {doc['seq']} (deleted or reordered)")
+            if not self._mac_ok(doc, prev):
+                raise AuditTampered(seq + 1, "the record's MAC does not verify (edited or reordered)")
+            self._decode(doc)
+            seq, prev = doc["seq"], doc["mac"]
+            if head is not None and seq == head.seq and not constant_time_equal(prev.encode(), head.mac.encode()):
+                raise AuditTampered(seq, "the record does not match the audit head")
+            if body_anchor is not None and seq == body_anchor.seq:
+                if not constant_time_equal(prev.encode(), body_anchor.mac.encode()):
+                    raise AuditTampered(seq, "the record does not match the anchor in the vault")
+                anchor_seen = True
+        if head is None and seq > 0:
+            raise AuditTampered(seq, "the audit head is missing")
+        if head is not None and seq < head.seq:
+            raise AuditTampered(seq + 1, f"records {seq + 1} to {head.seq} are missing (log truncated)")
+        if not anchor_seen:
+            raise AuditTampered(seq + 1, "records anchored in the vault are missing (log truncated)")
+        return seq
+
+    def records(self) -> Iterator[AuditRecord]:
+        """Every complete record, decrypted, oldest first (no chain check: use verify)."""
+        for line, complete in self._lines():
+            doc = self._parse_line(line)
+            if doc is None:
+                if complete:
+                    raise AuditTampered(0, "a record is not valid JSON")
+                break
+            try:
+                yield self._decode(doc)
+            except (KeyError, TypeError, ValueError):
+                raise AuditTampered(doc["seq"], "a record is malformed") from None
+
+    def last_access(self) -> dict[str, datetime]:
+        """When each secret was last read, from the log (so a read never rewrites the vault)."""
+        latest: dict[str, str] = {}
+        for line, complete in self._lines():
+            doc = self._parse_line(line)
+            if doc and complete and doc.get("op") == "read" and doc.get("name"):
+                latest[doc["name"]] = doc["time"]
+        result = {}
+        for token, when in latest.items():
+            try:
+                name = siv_decrypt(self._name_key, base64.b64decode(token)).decode("utf-8")
+            except (AuthenticationFailed, ValueError):
+                continue
+            result[name] = datetime.fromisoformat(when)
+        return result

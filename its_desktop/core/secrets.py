@@ -1,0 +1,172 @@
+"""Secrets and their versions. Values and fields never appear in a repr."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from .errors import InvalidInput, VersionNotFound
+from .rotation import RotationPolicy, RotationStatus, rotation_due, rotation_status
+
+HISTORY_DEPTH = 10
+MAX_NAME_LENGTH = 256
+_BAD_SEGMENT = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SecretType(str, Enum):
+    API_KEY = "api_key"
+    PASSWORD = "password"
+    DATABASE = "database"
+    CERTIFICATE = "certificate"
+    SSH_KEY = "ssh_key"
+    TOTP = "totp"
+    NOTE = "note"
+    GENERIC = "generic"
+
+    @classmethod
+    def parse(cls, text: str) -> SecretType:
+        try:
+            return cls(text)
+        except ValueError:
+            choices = ", ".join(t.value for t in cls)
+            raise InvalidInput(f"unknown secret type '{text}' (choose from {choices})") from None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def validate_name(name: str) -> str:
+    """Names are folder paths like ``brokers/ibkr/api_key``: no empty segment, no control
+    characters, no surrounding spaces."""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a secret name must be 1 to {MAX_NAME_LENGTH} characters")
+    for segment in name.split("/"):
+        if not segment or segment != segment.strip() or _BAD_SEGMENT.search(segment):
+            raise InvalidInput(f"invalid secret name '{_printable(name)}': use folder/sub/name")
+    return name
+
+
+def _printable(text: str) -> str:
+    return _BAD_SEGMENT.sub("?", text)
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """A former value, kept so that it can be restored."""
+
+    version: int
+    value: str = field(repr=False)
+    fields: dict[str, str] = field(repr=False, default_factory=dict)
+    created: datetime = field(default_factory=utcnow)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "value": self.value, "fields": self.fields,
+                "created": _iso(self.created)}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> SecretVersion:
+        return cls(int(raw["version"]), str(raw["value"]), dict(raw.get("fields", {})),
+                   _parse_time(raw["created"]))
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    value: str = field(repr=False)
+    type: SecretType = SecretType.GENERIC
+    fields: dict[str, str] = field(repr=False, default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: datetime = field(default_factory=utcnow)
+    updated: datetime = field(default_factory=utcnow)
+    value_updated: datetime = field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    rotation: RotationPolicy | None = None
+    rotation_count: int = 0
+    last_rotated: datetime | None = None
+    version: int = 1
+    history: tuple[SecretVersion, ...] = field(repr=False, default=())
+
+    def with_value(self, value: str, fields: dict[str, str] | None = None, *, now: datetime,
+                   rotated: bool = False) -> Secret:
+        """A new version: the current value goes into history (the last 10 are kept)."""
+        previous = SecretVersion(self.version, self.value, dict(self.fields), self.value_updated)
+        history = (self.history + (previous,))[-HISTORY_DEPTH:]
+        return replace(
+            self, value=value, fields=dict(self.fields if fields is None else fields),
+            version=self.version + 1, history=history, updated=now, value_updated=now,
+            rotation_count=self.rotation_count + (1 if rotated else 0),
+            last_rotated=now if rotated else self.last_rotated,
+        )
+
+    def restored(self, version: int, *, now: datetime) -> Secret:
+        old = next((v for v in self.history if v.version == version), None)
+        if old is None:
+            raise VersionNotFound(self.name, version)
+        return self.with_value(old.value, old.fields, now=now)
+
+    def versions(self) -> list[SecretVersion]:
+        """Every version still held, oldest first, the current one last."""
+        return [*self.history, SecretVersion(self.version, self.value, dict(self.fields), self.value_updated)]
+
+    def rotation_due(self) -> datetime | None:
+        """Counted from the last change of value, so any new value re-arms the schedule."""
+        return rotation_due(self.rotation, self.value_updated)
+
+    def status(self, now: datetime) -> RotationStatus:
+        notify = self.rotation.notify_days if self.rotation else 7
+        return rotation_status(self.rotation_due(), self.expires_at, notify, now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "type": self.type.value, "value": self.value,
+            "fields": self.fields, "tags": self.tags, "description": self.description,
+            "created": _iso(self.created), "updated": _iso(self.updated),
+            "value_updated": _iso(self.value_updated),
+            "expires_at": _iso(self.expires_at), "rotation": self.rotation.to_json() if self.rotation else None,
+            "rotation_count": self.rotation_count, "last_rotated": _iso(self.last_rotated),
+            "version": self.version, "history": [v.to_json() for v in self.history],
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Secret:
+        return cls(
+            id=str(raw["id"]), name=str(raw["name"]), type=SecretType(raw["type"]),
+            value=str(raw["value"]), fields=dict(raw["fields"]), tags=dict(raw["tags"]),
+            description=str(raw["description"]), created=_parse_time(raw["created"]),
+            updated=_parse_time(raw["updated"]), value_updated=_parse_time(raw["value_updated"]),
+            expires_at=_parse_time(raw["expires_at"]),
+            rotation=RotationPolicy.from_json(raw["rotation"]) if raw["rotation"] else None,
+            rotation_count=int(raw["rotation_count"]), last_rotated=_parse_time(raw["last_rotated"]),
+            version=int(raw["version"]),
+            history=tuple(SecretVersion.from_json(v) for v in raw["history"]),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything a listing may show: never the value, fields' values or history values."""
+        return {
+            "name": self.name, "id": self.id, "type": self.type.value, "tags": self.tags,
+            "fields": sorted(self.fields), "description": self.description,
+            "created": _iso(self.created), "updated": _iso(self.updated),
+            "expires_at": _iso(self.expires_at), "version": self.version,
+            "rotation_every_days": self.rotation.every_days if self.rotation else None,
+            "rotation_due": _iso(self.rotation_due()), "rotation_count": self.rotation_count,
+            "last_rotated": _iso(self.last_rotated),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse_time(text: Any) -> Any:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(str(text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -1,0 +1,1 @@
+"""The vault file: header, key slots, sealed body, atomic storage, and the Vault API."""

@@ -1,0 +1,500 @@
+"""The Python API of a vault: create, open, read, change, lock.
+
+Every change runs under the cross-process writer lock, re-reads the newest file, applies itself
+there and writes the next generation, so a GUI and a CLI writing at once lose nothing, and a
+stale writer never overwrites a newer generation.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+from ..audit import Actor, AuditEvent, AuditFiles, AuditLog, AuditRecord, record_pending
+from ..crypto import KEY_SIZE, Argon2Params, AuthenticationFailed, open_sealed, random_bytes, seal, wipe
+from ..errors import (
+    ConcurrencyError,
+    IncorrectFactor,
+    InvalidInput,
+    SecretNotFound,
+    VaultCorrupted,
+    VaultExists,
+    VaultLocked,
+    WrongCredentials,
+)
+from ..secrets import Secret, SecretType, utcnow, validate_name
+from . import slots as slotlib
+from .body import Body
+from .header import Envelope, KeySlot, VaultHeader, body_aad, encode_file, parse_file
+from .storage import atomic_write, ensure_private_folder, read_bytes, remove_stale_temps, writer_lock
+
+VAULT_FILENAME = "vault.its"
+
+
+def default_vault_path() -> Path:
+    """``ITS_VAULT_PATH`` if set, else the platform's per-user data folder."""
+    env = os.environ.get("ITS_VAULT_PATH")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("its-desktop", appauthor=False)) / VAULT_FILENAME
+
+
+class SlotOpener(Protocol):
+    """One factor offered at unlock: it knows which slot kinds it can try."""
+
+    kinds: tuple[str, ...]
+
+    def open(self, slot: KeySlot, vault_id: str) -> bytearray:
+        """Return the vault key, or raise IncorrectFactor to let the next slot be tried."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class PasswordOpener:
+    password: str
+    kinds: tuple[str, ...] = (slotlib.PASSWORD,)
+
+    def open(self, slot: KeySlot, vault_id: str) -> bytearray:
+        return slotlib.open_password_slot(slot, self.password, vault_id)
+
+
+@dataclass(frozen=True, repr=False)
+class RecoveryOpener:
+    code: str
+    kinds: tuple[str, ...] = (slotlib.RECOVERY,)
+
+    def open(self, slot: KeySlot, vault_id: str) -> bytearray:
+        return slotlib.open_recovery_slot(slot, self.code, vault_id)
+
+
+@dataclass
+class Change:
+    """What a mutation may touch: the body and the list of key slots."""
+
+    body: Body
+    slots: list[KeySlot]
+    vault_id: str
+    vault_key: bytearray
+
+
+Mutation = Callable[[Change], list[AuditEvent]]
+
+
+class Vault:
+    """An unlocked vault. Use as a context manager: leaving it locks (and wipes keys)."""
+
+    def __init__(self, path: Path, envelope: Envelope, vault_key: bytearray, body: Body, actor: Actor,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.path = path
+        self._header = envelope.header
+        self._stamp = _stat_stamp(path)
+        self._key: bytearray | None = vault_key
+        self._body: Body | None = body
+        self._audit: AuditLog | None = AuditLog(path, vault_key, envelope.header.vault_id)
+        self.actor = actor
+        self.clock = clock
+        self._recovery_code: str | None = None
+
+    def __repr__(self) -> str:
+        state = "locked" if self._key is None else "unlocked"
+        return f"<Vault {self.path} {state}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, password: str, *, kdf: Argon2Params | None = None,
+               recovery: bool = True, actor: Actor | None = None,
+               clock: Callable[[], datetime] = utcnow) -> Vault:
+        """A new vault with a password slot and (by default) a recovery-code slot; the code is
+        available once through ``take_recovery_code()``."""
+        path = Path(path)
+        actor = actor or Actor.current("api")
+        kdf = kdf or Argon2Params.default()
+        if not kdf.within_bounds():
+            raise InvalidInput("KDF parameters out of range (memory 8 MiB to 1 GiB, time cost 1 to 64)")
+        ensure_private_folder(path.parent)
+        vault_key = bytearray(random_bytes(KEY_SIZE))
+        vault_id = uuid.uuid4().hex
+        slot_list = [slotlib.new_password_slot(password, vault_key, vault_id, kdf)]
+        code = None
+        if recovery:
+            recovery_slot, code = slotlib.new_recovery_slot(vault_key, vault_id)
+            slot_list.append(recovery_slot)
+        header = VaultHeader(vault_id, 1, slotlib.now_iso(), tuple(slot_list))
+        with writer_lock(path):
+            if path.exists():
+                raise VaultExists(str(path))
+            for leftover in AuditFiles.beside(path).__dict__.values():
+                Path(leftover).unlink(missing_ok=True)
+            body = Body()
+            data = _seal_file(header, body, vault_key)
+            atomic_write(path, data)
+            vault = cls(path, parse_file(data), vault_key, body, actor, clock)
+            vault._append_locked([vault._event("init", detail="vault created")])
+        vault._recovery_code = code
+        return vault
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, password: str | None = None, *, recovery_code: str | None = None,
+             openers: tuple[SlotOpener, ...] = (), actor: Actor | None = None,
+             clock: Callable[[], datetime] = utcnow) -> Vault:
+        """Unlock with whatever factors are offered; any one slot that opens is enough."""
+        path = Path(path)
+        actor = actor or Actor.current("api")
+        offered: list[SlotOpener] = list(openers)
+        if password is not None:
+            offered.append(PasswordOpener(password))
+        if recovery_code is not None:
+            offered.append(RecoveryOpener(recovery_code))
+        envelope = parse_file(read_bytes(path))
+        vault_key = _try_slots(envelope.header, offered)
+        if vault_key is None:
+            with writer_lock(path):
+                record_pending(AuditFiles.beside(path), AuditEvent("unlock", "failed", actor))
+            raise WrongCredentials()
+        body = _open_body(envelope, vault_key)
+        vault = cls(path, envelope, vault_key, body, actor, clock)
+        vault._append([vault._event("unlock")])
+        return vault
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock()
+
+    @property
+    def is_locked(self) -> bool:
+        return self._key is None
+
+    def lock(self) -> None:
+        """Wipe the vault key and the audit keys and drop every decrypted record."""
+        if self._key is not None:
+            wipe(self._key)
+        if self._audit is not None:
+            self._audit.wipe()
+        self._key = None
+        self._audit = None
+        self._body = None
+        self._recovery_code = None
+
+    def take_recovery_code(self) -> str | None:
+        """The recovery code made by ``create``, returned once and then forgotten."""
+        code, self._recovery_code = self._recovery_code, None
+        return code
+
+    @property
+    def vault_id(self) -> str:
+        return self._header.vault_id
+
+    @property
+    def slots(self) -> tuple[KeySlot, ...]:
+        return self._header.slots
+
+    @property
+    def generation(self) -> int:
+        return self._header.generation
+
+    # -- reading --------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return self._current_body().names()
+
+    def __len__(self) -> int:
+        return len(self._current_body())
+
+    def secrets(self) -> Iterator[Secret]:
+        """Every secret, for listings; reading a value for use should go through ``get``."""
+        return self._current_body().secrets()
+
+    def peek(self, name: str) -> Secret:
+        """A secret without an audit record, for internal bookkeeping and listings."""
+        secret = self._current_body().get(name)
+        if secret is None:
+            raise SecretNotFound(name)
+        return secret
+
+    def get(self, name: str) -> Secret:
+        """Read a secret (audited as a read)."""
+        try:
+            secret = self.peek(name)
+        except SecretNotFound:
+            self._append([self._event("read", name, outcome="not-found")])
+            raise
+        self._append([self._event("read", name)])
+        return secret
+
+    def value(self, name: str, field: str | None = None) -> str:
+        from ..errors import FieldNotFound
+
+        secret = self.get(name)
+        if field is None:
+            return secret.value
+        if field not in secret.fields:
+            raise FieldNotFound(name, field)
+        return secret.fields[field]
+
+    def history(self, name: str) -> list:
+        return self.peek(name).versions()
+
+    def audit_records(self) -> Iterator[AuditRecord]:
+        return self._audit_log().records()
+
+    def verify_audit(self) -> int:
+        return self._audit_log().verify(self._current_body().anchor)
+
+    def last_access(self) -> dict[str, datetime]:
+        return self._audit_log().last_access()
+
+    def refresh(self) -> None:
+        """Pick up changes another process saved since we last looked."""
+        if _stat_stamp(self.path) != self._stamp:
+            self._reload()
+
+    # -- changing -------------------------------------------------------------------------
+
+    def set(self, name: str, value: str | None = None, *, type: SecretType | str | None = None,
+            fields: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+            description: str | None = None, expires_at: datetime | None = None,
+            rotation=None) -> Secret:
+        """Create a secret, or update it: a new value makes a new version; fields and tags are
+        merged into the existing ones; other arguments replace what was there."""
+        validate_name(name)
+        kind = SecretType.parse(type) if isinstance(type, str) else type
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            now = self.clock()
+            old = c.body.get(name)
+            if old is None:
+                if value is None:
+                    raise InvalidInput(f"a new secret needs a value: '{name}'")
+                secret = Secret(name=name, value=value, type=kind or SecretType.GENERIC,
+                                fields=dict(fields or {}), tags=dict(tags or {}), description=description or "",
+                                created=now, updated=now, value_updated=now, expires_at=expires_at,
+                                rotation=rotation)
+                op = "create"
+            else:
+                merged_fields = {**old.fields, **(fields or {})}
+                secret = old
+                if value is not None and (value != old.value or merged_fields != old.fields):
+                    secret = secret.with_value(value, merged_fields, now=now)
+                elif merged_fields != old.fields:
+                    secret = secret.with_value(old.value, merged_fields, now=now)
+                secret = replace(
+                    secret, type=kind or old.type, tags={**old.tags, **(tags or {})},
+                    description=old.description if description is None else description,
+                    expires_at=old.expires_at if expires_at is None else expires_at,
+                    rotation=old.rotation if rotation is None else rotation, updated=now,
+                )
+                op = "update"
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event(op, name)]
+
+        self._mutate(change)
+        return result[0]
+
+    def delete(self, name: str) -> None:
+        def change(c: Change) -> list[AuditEvent]:
+            if name not in c.body:
+                raise SecretNotFound(name)
+            c.body.remove(name)
+            return [self._event("delete", name)]
+
+        self._mutate(change)
+
+    def restore(self, name: str, version: int) -> Secret:
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            secret = old.restored(version, now=self.clock())
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event("restore", name, detail=f"version {version} restored as {secret.version}")]
+
+        self._mutate(change)
+        return result[0]
+
+    def import_secrets(self, secrets: list[Secret], source: str) -> tuple[int, int, int]:
+        """Add many secrets in one save: new ones created, changed ones updated (the old
+        value kept in history), identical ones skipped. Returns (created, updated, unchanged)."""
+        counts = [0, 0, 0]
+
+        def change(c: Change) -> list[AuditEvent]:
+            now = self.clock()
+            events = []
+            for incoming in secrets:
+                old = c.body.get(incoming.name)
+                if old is None:
+                    c.body.put(replace(incoming, created=now, updated=now, value_updated=now))
+                    counts[0] += 1
+                elif old.value != incoming.value:
+                    c.body.put(old.with_value(incoming.value, now=now))
+                    counts[1] += 1
+                else:
+                    counts[2] += 1
+                    continue
+                events.append(self._event("import", incoming.name, detail=source))
+            return events
+
+        self._mutate(change)
+        return counts[0], counts[1], counts[2]
+
+    def change_password(self, new_password: str, kdf: Argon2Params | None = None) -> None:
+        """Re-wrap the vault key under a new master password (every password slot replaced)."""
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = [s for s in c.slots if s.kind == slotlib.PASSWORD]
+            params = kdf or (old[0].kdf if old and old[0].kdf else Argon2Params.default())
+            new_slot = slotlib.new_password_slot(new_password, c.vault_key, c.vault_id, params)
+            c.slots[:] = [s for s in c.slots if s.kind != slotlib.PASSWORD]
+            c.slots.insert(0, new_slot)
+            return [self._event("passwd")]
+
+        self._mutate(change)
+
+    def add_slot(self, build: Callable[[bytearray, str], KeySlot]) -> KeySlot:
+        """Add a key slot built by a factor from the vault key and vault id."""
+        made: list[KeySlot] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            slot = build(c.vault_key, c.vault_id)
+            c.slots.append(slot)
+            made.append(slot)
+            return [self._event("factor-add", detail=f"{slot.kind} slot {slot.id}")]
+
+        self._mutate(change)
+        return made[0]
+
+    def add_recovery_slot(self) -> str:
+        """A new recovery code (shown once); earlier recovery codes are revoked."""
+        codes: list[str] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            slot, code = slotlib.new_recovery_slot(c.vault_key, c.vault_id)
+            c.slots[:] = [s for s in c.slots if s.kind != slotlib.RECOVERY] + [slot]
+            codes.append(code)
+            return [self._event("factor-add", detail=f"recovery slot {slot.id}")]
+
+        self._mutate(change)
+        return codes[0]
+
+    def remove_slot(self, slot_id: str) -> None:
+        def change(c: Change) -> list[AuditEvent]:
+            remaining = [s for s in c.slots if s.id != slot_id]
+            if len(remaining) == len(c.slots):
+                raise InvalidInput(f"no factor with id '{slot_id}'")
+            if not any(s.kind != slotlib.RECOVERY for s in remaining):
+                raise InvalidInput("refusing to remove the last way in (besides the recovery code)")
+            c.slots[:] = remaining
+            return [self._event("factor-rm", detail=f"slot {slot_id}")]
+
+        self._mutate(change)
+
+    def record(self, op: str, name: str | None = None, outcome: str = "ok", detail: str | None = None) -> None:
+        """Append an event that changes nothing in the vault (an export, a copy to clipboard)."""
+        self._append([self._event(op, name, outcome=outcome, detail=detail)])
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _event(self, op: str, name: str | None = None, *, outcome: str = "ok", detail: str | None = None) -> AuditEvent:
+        return AuditEvent(op, outcome, self.actor, name, detail, self.clock())
+
+    def _require_key(self) -> bytearray:
+        if self._key is None:
+            raise VaultLocked()
+        return self._key
+
+    def _audit_log(self) -> AuditLog:
+        self._require_key()
+        assert self._audit is not None
+        return self._audit
+
+    def _current_body(self) -> Body:
+        self._require_key()
+        self.refresh()
+        assert self._body is not None
+        return self._body
+
+    def _append(self, events: list[AuditEvent]) -> None:
+        self._require_key()
+        with writer_lock(self.path):
+            self._append_locked(events)
+
+    def _append_locked(self, events: list[AuditEvent]) -> None:
+        assert self._audit is not None
+        self._audit.append(events)
+
+    def _reload(self) -> None:
+        key = self._require_key()
+        data = read_bytes(self.path)
+        stamp = _stat_stamp(self.path)
+        envelope = parse_file(data)
+        if envelope.header.vault_id != self._header.vault_id:
+            raise ConcurrencyError("the vault file was replaced by a different vault; unlock it again")
+        try:
+            body = Body.decode(open_sealed(key, envelope.sealed_body, envelope.aad))
+        except AuthenticationFailed:
+            raise ConcurrencyError("the vault was re-keyed or replaced by another process; unlock it again") from None
+        self._header, self._body, self._stamp = envelope.header, body, stamp
+
+    def _mutate(self, mutation: Mutation) -> None:
+        key = self._require_key()
+        with writer_lock(self.path):
+            self._reload()
+            remove_stale_temps(self.path)
+            assert self._body is not None and self._audit is not None
+            change = Change(self._body, list(self._header.slots), self._header.vault_id, key)
+            try:
+                events = mutation(change)
+            except BaseException:
+                self._reload()  # drop the half-applied change
+                raise
+            header = replace(self._header, generation=self._header.generation + 1, slots=tuple(change.slots))
+            self._body.anchor = self._audit.head()
+            data = _seal_file(header, self._body, key)
+            atomic_write(self.path, data)
+            self._header, self._stamp = header, _stat_stamp(self.path)
+            self._append_locked(events)
+
+
+def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> bytes:
+    header_bytes = header.encode()
+    return encode_file(header_bytes, seal(bytes(vault_key), body.encode(), body_aad(header_bytes)))
+
+
+def _try_slots(header: VaultHeader, offered: list[SlotOpener]) -> bytearray | None:
+    for opener in offered:
+        for slot in header.slots:
+            if slot.kind in opener.kinds:
+                try:
+                    return opener.open(slot, header.vault_id)
+                except IncorrectFactor:
+                    continue
+    return None
+
+
+def _open_body(envelope: Envelope, vault_key: bytearray) -> Body:
+    try:
+        plaintext = open_sealed(vault_key, envelope.sealed_body, envelope.aad)
+    except AuthenticationFailed:
+        raise VaultCorrupted("the vault failed authentication: its header or body was tampered with") from None
+    return Body.decode(plaintext)
+
+
+def _stat_stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

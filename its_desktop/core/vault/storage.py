@@ -1,0 +1,105 @@
+"""Durable files and the cross-process writer lock.
+
+Saving is atomic: a temporary file in the same folder (mode 0600 before any byte is written),
+fsync, ``os.replace``, fsync of the folder. A crash leaves either the old or the new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import VaultBusy, VaultNotFound
+
+DEFAULT_LOCK_WAIT = 10.0
+
+
+def lock_wait_seconds() -> float:
+    """How long a writer waits for another; ``ITS_LOCK_TIMEOUT`` overrides (seconds)."""
+    try:
+        return max(0.0, float(os.environ.get("ITS_LOCK_TIMEOUT", DEFAULT_LOCK_WAIT)))
+    except ValueError:
+        return DEFAULT_LOCK_WAIT
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise VaultNotFound(str(path)) from None
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    folder = path.parent
+    tmp = folder / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(folder)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Temp files left by writers that were killed mid-save; call only under the lock."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def ensure_private_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, wait: float | None = None) -> Iterator[None]:
+    """Exclusive lock on ``<vault>.lock``, waited for at most ``wait`` seconds.
+
+    The lock is on a separate file because the vault itself is replaced on every save.
+    """
+    import portalocker
+
+    wait = lock_wait_seconds() if wait is None else wait
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fh = os.fdopen(fd, "r+b")
+    deadline = time.monotonic() + wait
+    try:
+        delay = 0.002
+        while True:
+            try:
+                portalocker.lock(fh, portalocker.LOCK_EX | portalocker.LOCK_NB)
+                break
+            except portalocker.exceptions.LockException:
+                if time.monotonic() >= deadline:
+                    raise VaultBusy(wait) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            portalocker.unlock(fh)
+    finally:
+        fh.close()
+
+
+def is_missing(err: OSError) -> bool:
+    return err.errno == errno.ENOENT
