@@ -185,15 +185,22 @@ class AuditLog:
             if start + end < size and (end > 0 or start == 0):
                 os.ftruncate(fd, start + end)
                 os.fsync(fd)
-            for line in tail[:end].splitlines():
+            # Walk back from the end to the head's record (usually the very last line), then
+            # forward over any records appended after it whose MACs chain.
+            newer: list[dict[str, Any]] = []
+            for line in reversed(tail[:end].splitlines()):
                 doc = self._parse_line(line)
                 if doc is None:
                     continue
-                if head is None and size > 0:
+                if head is None:
                     # No trustworthy head: keep numbering after the log's last record, and let
                     # verify() report the missing or forged head.
-                    seq, prev = doc["seq"], doc["mac"]
-                elif doc["seq"] == seq + 1 and self._mac_ok(doc, prev):
+                    return doc["seq"], doc["mac"]
+                if doc["seq"] <= seq:
+                    break
+                newer.append(doc)
+            for doc in reversed(newer):
+                if doc["seq"] == seq + 1 and self._mac_ok(doc, prev):
                     seq, prev = doc["seq"], doc["mac"]
         finally:
             os.close(fd)
