@@ -19,7 +19,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 
 run: system-deps $(STAMP)
