@@ -24,6 +24,7 @@ from ..crypto import (
     open_sealed,
     random_bytes,
     seal,
+    wipe,
 )
 from ..errors import IncorrectFactor, InvalidInput
 from .header import KeySlot
@@ -84,7 +85,10 @@ def make_slot(kind: str, name: str, kek_material: bytes | bytearray, salt: bytes
     """Build a slot whose KEK comes from ``kek_material`` (already stretched where needed)."""
     slot_id = slot_id or new_slot_id()
     kek = slot_kek(kek_material, kind, slot_id, salt)
-    wrapped = wrap_key(kek, vault_key, vault_id, slot_id, kind)
+    try:
+        wrapped = wrap_key(kek, vault_key, vault_id, slot_id, kind)
+    finally:
+        wipe(kek)
     return KeySlot(id=slot_id, kind=kind, name=name, created=now_iso(), salt=salt, wrapped=wrapped,
                    kdf=kdf, params=dict(params or {}))
 
@@ -93,13 +97,28 @@ def new_password_slot(password: str, vault_key: bytearray, vault_id: str, kdf: A
                       name: str = "master password") -> KeySlot:
     salt = random_bytes(SALT_SIZE)
     stretched = stretch_password(password, salt, kdf)
-    return make_slot(PASSWORD, name, stretched, salt, vault_key, vault_id, kdf=kdf)
+    try:
+        return make_slot(PASSWORD, name, stretched, salt, vault_key, vault_id, kdf=kdf)
+    finally:
+        wipe(stretched)
 
 
 def open_password_slot(slot: KeySlot, password: str, vault_id: str) -> bytearray:
     assert slot.kdf is not None
     stretched = stretch_password(password, slot.salt, slot.kdf)
-    return unwrap_key(slot_kek(stretched, slot.kind, slot.id, slot.salt), slot, vault_id)
+    try:
+        return open_with_material(slot, stretched, vault_id)
+    finally:
+        wipe(stretched)
+
+
+def open_with_material(slot: KeySlot, material: bytes | bytearray, vault_id: str) -> bytearray:
+    """Derive the slot's KEK from its factor's material and unwrap; the KEK is wiped after."""
+    kek = slot_kek(material, slot.kind, slot.id, slot.salt)
+    try:
+        return unwrap_key(kek, slot, vault_id)
+    finally:
+        wipe(kek)
 
 
 def new_recovery_code() -> str:
@@ -123,5 +142,4 @@ def new_recovery_slot(vault_key: bytearray, vault_id: str, name: str = "recovery
 
 
 def open_recovery_slot(slot: KeySlot, code: str, vault_id: str) -> bytearray:
-    kek = slot_kek(recovery_code_bytes(code), slot.kind, slot.id, slot.salt)
-    return unwrap_key(kek, slot, vault_id)
+    return open_with_material(slot, recovery_code_bytes(code), vault_id)
