@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
 from .. import __version__
+
+ICON = Path(__file__).parents[2] / "resources" / "its-desktop.svg"
 
 
 class MainWindow(QMainWindow):
@@ -25,6 +29,7 @@ class MainWindow(QMainWindow):
 def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     app.setApplicationName("ITS Desktop")
+    app.setWindowIcon(QIcon(str(ICON)))
     window = MainWindow()
     window.show()
     return app.exec()
