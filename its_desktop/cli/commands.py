@@ -103,7 +103,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     with _open(args) as vault:
         secret = vault.get(args.name)
-        value = secret.value if args.field is None else vault.value(args.name, args.field)
+        value = secret.value if args.field is None else secret.field(args.field)
         if secret.expires_at is not None and secret.expires_at <= vault.clock():
             io.warn(f"secret '{secret.name}' expired on {secret.expires_at.date().isoformat()}")
     sys.stdout.write(value + "\n")

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .errors import InvalidInput, VersionNotFound
+from .errors import FieldNotFound, InvalidInput, VersionNotFound
 from .rotation import RotationPolicy, RotationStatus, rotation_due, rotation_status
 
 HISTORY_DEPTH = 10
@@ -110,6 +110,11 @@ class Secret:
         if old is None:
             raise VersionNotFound(self.name, version)
         return self.with_value(old.value, old.fields, now=now)
+
+    def field(self, key: str) -> str:
+        if key not in self.fields:
+            raise FieldNotFound(self.name, key)
+        return self.fields[key]
 
     def versions(self) -> list[SecretVersion]:
         """Every version still held, oldest first, the current one last."""

@@ -130,8 +130,9 @@ class Vault:
         with writer_lock(path):
             if path.exists():
                 raise VaultExists(str(path))
-            for leftover in AuditFiles.beside(path).__dict__.values():
-                Path(leftover).unlink(missing_ok=True)
+            files = AuditFiles.beside(path)
+            for leftover in (files.log, files.head, files.pending):  # of a vault deleted by hand
+                leftover.unlink(missing_ok=True)
             body = Body()
             data = _seal_file(header, body, vault_key)
             atomic_write(path, data)
@@ -231,14 +232,9 @@ class Vault:
         return secret
 
     def value(self, name: str, field: str | None = None) -> str:
-        from ..errors import FieldNotFound
-
+        """A secret's value, or one of its fields (audited as a read)."""
         secret = self.get(name)
-        if field is None:
-            return secret.value
-        if field not in secret.fields:
-            raise FieldNotFound(name, field)
-        return secret.fields[field]
+        return secret.value if field is None else secret.field(field)
 
     def history(self, name: str) -> list:
         return self.peek(name).versions()
