@@ -1,0 +1,1 @@
+"""Unlock factors: password, recovery code, YubiKey, FIDO2 keys; and emulated devices."""
