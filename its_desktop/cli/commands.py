@@ -51,6 +51,11 @@ def _date(text: str) -> datetime:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from ..core.errors import VaultExists
+
+    path = _path(args)
+    if path.exists():
+        raise VaultExists(str(path))
     default = Argon2Params.default()
     memory = default.memory_kib if args.kdf_memory is None else args.kdf_memory * 1024
     time_cost = default.time_cost if args.kdf_time is None else args.kdf_time
@@ -63,8 +68,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if kdf.below_defaults():
         io.warn(f"KDF cost below the recommended 64 MiB / 3 passes ({memory // 1024} MiB / {time_cost}): "
                 "fine for tests and demos, weak against offline guessing")
-    path = _path(args)
     password = io.master_password(_stdin, getattr(args, "password_stdin", False), confirm=True)
+    io.warn_if_weak(password)
     with Vault.create(path, password, kdf=kdf, actor=Actor.current("cli")) as vault:
         code = vault.take_recovery_code()
     io.info(f"vault created at {path}")
@@ -77,6 +82,12 @@ def cmd_set(args: argparse.Namespace) -> int:
     from ..core.passwords import generate_password
     from ..core.rotation import RotationPolicy
 
+    from ..core.secrets import SecretType
+
+    try:
+        kind = SecretType.parse(args.type) if args.type else None
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None  # before any unlock
     fields = _pairs(args.field, "field")
     tags = _pairs(args.tag, "tag")
     expires = _date(args.expires) if args.expires else None
@@ -87,13 +98,15 @@ def cmd_set(args: argparse.Namespace) -> int:
         value: str | None
         if args.value_stdin:
             value = _stdin.rest()
+            if not value:
+                raise InvalidInput("standard input is empty: nothing stored (an empty value is almost always a mistake)")
         elif args.generate:
             value = generate_password(args.length)
         elif io.interactive():
             value = io.prompt_secret("Value (empty keeps the current one)") or None
         else:
             value = None
-        secret = vault.set(args.name, value, type=args.type, fields=fields, tags=tags,
+        secret = vault.set(args.name, value, type=kind, fields=fields, tags=tags,
                            description=args.description, expires_at=expires, rotation=rotation)
     verb = "created" if secret.version == 1 and secret.created == secret.updated else "updated"
     io.info(f"{verb} {secret.name} (version {secret.version})")
@@ -170,7 +183,7 @@ def cmd_import_env(args: argparse.Namespace) -> int:
 
     source = Path(args.file)
     try:
-        text = source.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput(f"{source}: not a UTF-8 text file") from None
     entries = parse_dotenv(text, str(source))
@@ -190,6 +203,7 @@ def cmd_import_env(args: argparse.Namespace) -> int:
 def cmd_passwd(args: argparse.Namespace) -> int:
     with _open(args) as vault:
         new = io.new_master_password(_stdin, getattr(args, "password_stdin", False))
+        io.warn_if_weak(new)
         vault.change_password(new)
     io.info("master password changed")
     return 0

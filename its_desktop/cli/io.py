@@ -26,7 +26,10 @@ class Stdin:
 
     def _load(self) -> str:
         if self._data is None:
-            self._data = sys.stdin.read()
+            try:
+                self._data = sys.stdin.buffer.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput("standard input is not UTF-8 text") from None
         return self._data
 
     def line(self) -> str:
@@ -60,30 +63,40 @@ def prompt_secret(label: str, confirm: bool = False) -> str:
     return first
 
 
+def _password_line(stdin: Stdin, which: str) -> str:
+    password = stdin.line()
+    if not password:
+        raise UsageError(f"--password-stdin: the {which} line of standard input is empty")
+    return password
+
+
 def master_password(stdin: Stdin, from_stdin: bool, confirm: bool = False) -> str:
+    """The environment wins; with --password-stdin the first line is the password line
+    either way, so it can never end up inside a value read after it."""
+    from_line = _password_line(stdin, "first") if from_stdin else None
     env = os.environ.get(MASTER_PASSWORD_ENV)
     if env:
         return env
-    if from_stdin:
-        password = stdin.line()
-        if not password:
-            raise UsageError("--password-stdin: the first line of standard input is empty")
-        return password
+    if from_line is not None:
+        return from_line
     if not interactive():
         raise UsageError(f"no master password: set {MASTER_PASSWORD_ENV}, use --password-stdin, or run in a terminal")
     return prompt_secret("Master password", confirm=confirm)
 
 
 def new_master_password(stdin: Stdin, from_stdin: bool) -> str:
+    from_line = _password_line(stdin, "second (new password)") if from_stdin else None
     env = os.environ.get(NEW_PASSWORD_ENV)
     if env:
         return env
-    if from_stdin:
-        password = stdin.line()
-        if not password:
-            raise UsageError("--password-stdin: the second line (the new password) is empty")
-        return password
+    if from_line is not None:
+        return from_line
     return prompt_secret("New master password", confirm=True)
+
+
+def warn_if_weak(password: str) -> None:
+    if len(password) < 12:
+        warn("this master password is short; a long passphrase resists offline guessing far better")
 
 
 def recovery_code(stdin: Stdin) -> str:

@@ -111,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"its-vault {__version__}")
         return EXIT_OK
     if not args.command:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return _fail("a command is required (see 'its-vault --help')", EXIT_USAGE)
     return run(args)
 
 

@@ -31,7 +31,8 @@ class DotenvError(InvalidInput):
 
     def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
         first_line, reason = problems[0]
-        more = f" (and {len(problems) - 1} more bad lines)" if len(problems) > 1 else ""
+        extra = len(problems) - 1
+        more = f" (and {extra} more bad line{'s' if extra > 1 else ''})" if extra else ""
         super().__init__(f"{source}:{first_line}: {reason}{more}")
         self.problems = problems
 
@@ -39,13 +40,13 @@ class DotenvError(InvalidInput):
 def parse_dotenv(text: str, source: str = "<env>") -> list[EnvEntry]:
     entries: dict[str, EnvEntry] = {}
     problems: list[tuple[int, str]] = []
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
         number, raw = i + 1, lines[i]
         i += 1
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+        stripped = raw.lstrip()  # trailing blanks may belong to a quoted value
+        if not stripped.strip() or stripped.startswith("#"):
             continue
         if stripped.startswith("export ") or stripped.startswith("export\t"):
             stripped = stripped[len("export"):].lstrip()
@@ -54,7 +55,7 @@ def parse_dotenv(text: str, source: str = "<env>") -> list[EnvEntry]:
         if not match or not rest.startswith("="):
             problems.append((number, "expected KEY=VALUE"))
             continue
-        key, rest = match.group(), rest[1:].lstrip()
+        key, rest = match.group(), rest[1:]
         try:
             value, consumed = _parse_value(rest, lines, i)
         except ValueError as exc:
@@ -69,6 +70,10 @@ def parse_dotenv(text: str, source: str = "<env>") -> list[EnvEntry]:
 
 def _parse_value(rest: str, lines: list[str], next_index: int) -> tuple[str, int]:
     """Returns the value and how many further lines a multi-line quote consumed."""
+    comment = re.search(r"\s#", rest)
+    if comment and not rest[:comment.start()].strip():
+        return "", 0  # `KEY= # comment` is an empty value, as in a shell
+    rest = rest.lstrip()
     if rest.startswith("'"):
         end = rest.find("'", 1)
         if end < 0:

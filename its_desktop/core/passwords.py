@@ -16,7 +16,7 @@ MAX_LENGTH = 4096
 def generate_password(length: int = DEFAULT_LENGTH, symbols: bool = True) -> str:
     """A random password with at least one lower, upper, digit (and symbol) character.
 
-    Symbols are limited to ones that need no quoting in a shell or a .env file.
+    Symbols are limited to ones that need no quoting in a .env file (quote them in a shell).
     """
     if not MIN_LENGTH <= length <= MAX_LENGTH:
         raise InvalidInput(f"password length must be {MIN_LENGTH} to {MAX_LENGTH}")

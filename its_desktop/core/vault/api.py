@@ -118,6 +118,8 @@ class Vault:
         kdf = kdf or Argon2Params.default()
         if not kdf.within_bounds():
             raise InvalidInput("KDF parameters out of range (memory 8 MiB to 1 GiB, time cost 1 to 64)")
+        if path.exists():
+            raise VaultExists(str(path))  # before spending a second on the KDF
         ensure_private_folder(path.parent)
         vault_key = bytearray(random_bytes(KEY_SIZE))
         vault_id = uuid.uuid4().hex
