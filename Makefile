@@ -33,7 +33,7 @@ bench: system-deps $(STAMP)
 	$(PY) benchmarks/run.py
 
 soak: system-deps $(STAMP)
-	QT_QPA_PLATFORM=offscreen ITS_SOAK=1 $(PY) -m pytest -q -m slow
+	QT_QPA_PLATFORM=offscreen ITS_CRASH_KILLS=5000 $(PY) -m pytest -q -s -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info

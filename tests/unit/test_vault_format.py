@@ -280,3 +280,22 @@ def test_history_keeps_last_ten_and_restores(vault):
     assert [v.version for v in versions] == list(range(5, 16))
     restored = vault.restore("k", 7)
     assert restored.value == "value-6" and restored.version == 16
+
+
+def test_a_failed_save_loses_nothing_and_is_audited(vault, vault_path, monkeypatch):
+    from its_desktop.core.vault import api
+
+    vault.set("a", "1")
+    before = vault_path.read_bytes()
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(api, "atomic_write", disk_full)
+    with pytest.raises(OSError):
+        vault.set("b", "2")
+    assert vault_path.read_bytes() == before
+    assert vault.names() == ["a"]
+    last = list(vault.audit_records())[-2:]
+    assert [(r.event.op, r.event.outcome) for r in last] == [("create", "ok"), ("save", "failed")]
+    vault.verify_audit()

@@ -30,7 +30,15 @@ from ..secrets import Secret, SecretType, utcnow, validate_name
 from . import slots as slotlib
 from .body import Body
 from .header import Envelope, KeySlot, VaultHeader, body_aad, encode_file, parse_file
-from .storage import atomic_write, ensure_private_folder, read_bytes, remove_stale_temps, writer_lock
+from .storage import (
+    Stamp,
+    atomic_write,
+    ensure_private_folder,
+    file_stamp,
+    read_snapshot,
+    remove_stale_temps,
+    writer_lock,
+)
 
 VAULT_FILENAME = "vault.its"
 
@@ -89,11 +97,11 @@ Mutation = Callable[[Change], list[AuditEvent]]
 class Vault:
     """An unlocked vault. Use as a context manager: leaving it locks (and wipes keys)."""
 
-    def __init__(self, path: Path, envelope: Envelope, vault_key: bytearray, body: Body, actor: Actor,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, path: Path, envelope: Envelope, stamp: Stamp, vault_key: bytearray, body: Body,
+                 actor: Actor, clock: Callable[[], datetime] = utcnow) -> None:
         self.path = path
         self._header = envelope.header
-        self._stamp = _stat_stamp(path)
+        self._stamp = stamp
         self._key: bytearray | None = vault_key
         self._body: Body | None = body
         self._audit: AuditLog | None = AuditLog(path, vault_key, envelope.header.vault_id)
@@ -138,7 +146,7 @@ class Vault:
             body = Body()
             data = _seal_file(header, body, vault_key)
             atomic_write(path, data)
-            vault = cls(path, parse_file(data), vault_key, body, actor, clock)
+            vault = cls(path, parse_file(data), file_stamp(path), vault_key, body, actor, clock)
             vault._append_locked([vault._event("init", detail="vault created")])
         vault._recovery_code = code
         return vault
@@ -155,14 +163,15 @@ class Vault:
             offered.append(PasswordOpener(password))
         if recovery_code is not None:
             offered.append(RecoveryOpener(recovery_code))
-        envelope = parse_file(read_bytes(path))
+        data, stamp = read_snapshot(path)
+        envelope = parse_file(data)
         vault_key = _try_slots(envelope.header, offered)
         if vault_key is None:
             with writer_lock(path):
                 record_pending(AuditFiles.beside(path), AuditEvent("unlock", "failed", actor))
             raise WrongCredentials()
         body = _open_body(envelope, vault_key)
-        vault = cls(path, envelope, vault_key, body, actor, clock)
+        vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
         vault._append([vault._event("unlock")])
         return vault
 
@@ -252,7 +261,7 @@ class Vault:
 
     def refresh(self) -> None:
         """Pick up changes another process saved since we last looked."""
-        if _stat_stamp(self.path) != self._stamp:
+        if file_stamp(self.path) != self._stamp:
             self._reload()
 
     # -- changing -------------------------------------------------------------------------
@@ -435,8 +444,7 @@ class Vault:
 
     def _reload(self) -> None:
         key = self._require_key()
-        data = read_bytes(self.path)
-        stamp = _stat_stamp(self.path)
+        data, stamp = read_snapshot(self.path)
         envelope = parse_file(data)
         if envelope.header.vault_id != self._header.vault_id:
             raise ConcurrencyError("the vault file was replaced by a different vault; unlock it again")
@@ -459,11 +467,16 @@ class Vault:
                 self._reload()  # drop the half-applied change
                 raise
             header = replace(self._header, generation=self._header.generation + 1, slots=tuple(change.slots))
-            self._body.anchor = self._audit.head()
-            data = _seal_file(header, self._body, key)
-            atomic_write(self.path, data)
-            self._header, self._stamp = header, _stat_stamp(self.path)
-            self._append_locked(events)
+            # Write-ahead: the audit records go first and the new body anchors them, so a
+            # writer killed in between leaves a record of an attempt, never a silent change.
+            self._body.anchor = self._audit.append(events)
+            try:
+                atomic_write(self.path, _seal_file(header, self._body, key))
+            except BaseException:
+                self._audit.append([self._event("save", outcome="failed", detail=f"generation {header.generation}")])
+                self._reload()
+                raise
+            self._header, self._stamp = header, file_stamp(self.path)
 
 
 def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> bytes:
@@ -488,11 +501,3 @@ def _open_body(envelope: Envelope, vault_key: bytearray) -> Body:
     except AuthenticationFailed:
         raise VaultCorrupted("the vault failed authentication: its header or body was tampered with") from None
     return Body.decode(plaintext)
-
-
-def _stat_stamp(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)

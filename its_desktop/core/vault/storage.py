@@ -7,7 +7,6 @@ fsync, ``os.replace``, fsync of the folder. A crash leaves either the old or the
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import time
 from pathlib import Path
@@ -26,9 +25,27 @@ def lock_wait_seconds() -> float:
         return DEFAULT_LOCK_WAIT
 
 
-def read_bytes(path: Path) -> bytes:
+Stamp = tuple[int, int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """What changes whenever a save replaces the file (a new inode, new times)."""
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def file_stamp(path: Path) -> Stamp:
     try:
-        return path.read_bytes()
+        return stamp_of(os.stat(path))
+    except FileNotFoundError:
+        return (0, 0, 0, 0)
+
+
+def read_snapshot(path: Path) -> tuple[bytes, Stamp]:
+    """The file's bytes and the stamp of that very file (one handle, so no save can slip in
+    between reading and stamping)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(), stamp_of(os.fstat(fh.fileno()))
     except FileNotFoundError:
         raise VaultNotFound(str(path)) from None
 
@@ -100,6 +117,3 @@ def writer_lock(path: Path, wait: float | None = None) -> Iterator[None]:
     finally:
         fh.close()
 
-
-def is_missing(err: OSError) -> bool:
-    return err.errno == errno.ENOENT
