@@ -63,35 +63,28 @@ def prompt_secret(label: str, confirm: bool = False) -> str:
     return first
 
 
-def _password_line(stdin: Stdin, which: str) -> str:
-    password = stdin.line()
-    if not password:
-        raise UsageError(f"--password-stdin: the {which} line of standard input is empty")
-    return password
-
-
-def master_password(stdin: Stdin, from_stdin: bool, confirm: bool = False) -> str:
-    """The environment wins; with --password-stdin the first line is the password line
-    either way, so it can never end up inside a value read after it."""
-    from_line = _password_line(stdin, "first") if from_stdin else None
-    env = os.environ.get(MASTER_PASSWORD_ENV)
+def _password(stdin: Stdin, from_stdin: bool, env_var: str, which_line: str, label: str, confirm: bool) -> str:
+    """The environment wins; with --password-stdin the stdin line is consumed either way, so
+    it can never end up inside a value read after it; else a prompt."""
+    from_line = stdin.line() if from_stdin else None
+    if from_line == "":
+        raise UsageError(f"--password-stdin: the {which_line} line of standard input is empty")
+    env = os.environ.get(env_var)
     if env:
         return env
     if from_line is not None:
         return from_line
     if not interactive():
-        raise UsageError(f"no master password: set {MASTER_PASSWORD_ENV}, use --password-stdin, or run in a terminal")
-    return prompt_secret("Master password", confirm=confirm)
+        raise UsageError(f"no {label.lower()}: set {env_var}, use --password-stdin, or run in a terminal")
+    return prompt_secret(label, confirm=confirm)
+
+
+def master_password(stdin: Stdin, from_stdin: bool, confirm: bool = False) -> str:
+    return _password(stdin, from_stdin, MASTER_PASSWORD_ENV, "first", "Master password", confirm)
 
 
 def new_master_password(stdin: Stdin, from_stdin: bool) -> str:
-    from_line = _password_line(stdin, "second (new password)") if from_stdin else None
-    env = os.environ.get(NEW_PASSWORD_ENV)
-    if env:
-        return env
-    if from_line is not None:
-        return from_line
-    return prompt_secret("New master password", confirm=True)
+    return _password(stdin, from_stdin, NEW_PASSWORD_ENV, "second (new password)", "New master password", True)
 
 
 def warn_if_weak(password: str) -> None:

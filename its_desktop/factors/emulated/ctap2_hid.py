@@ -33,6 +33,8 @@ from enum import Enum, IntEnum
 
 from fido2.hid.base import CtapHidConnection
 
+from .touch import TouchPolicy
+
 logger = logging.getLogger(__name__)
 
 PACKET_SIZE = 64
@@ -43,7 +45,6 @@ BROADCAST_CID = 0xFFFFFFFF
 TYPE_INIT = 0x80
 CTAPHID_VERSION = 2
 KEEPALIVE_INTERVAL_S = 0.1
-TOUCH_TIMEOUT_S = 30.0  # how long the key waits for a touch before giving up
 CTAP1_ERR_OTHER = 0x7F
 
 
@@ -102,41 +103,13 @@ CommandRun = Generator[None, Presence, bytes]
 and returns the CTAPHID_CBOR response payload (status byte followed by CBOR)."""
 
 
-@dataclass(frozen=True)
-class TouchPolicy:
-    """How the emulated user answers the key's request for a touch.
-
-    ``delay_s`` is when the touch happens after the key starts blinking (None: never);
-    ``timeout_s`` is when the key gives up with CTAP2_ERR_USER_ACTION_TIMEOUT (real keys wait
-    about 30 s; tests use fractions of a second).
-    """
-
-    delay_s: float | None = 0.0
-    timeout_s: float = TOUCH_TIMEOUT_S
-
-    @classmethod
-    def immediate(cls) -> TouchPolicy:
-        return cls(0.0)
-
-    @classmethod
-    def after_ms(cls, ms: float, timeout_s: float = TOUCH_TIMEOUT_S) -> TouchPolicy:
-        return cls(ms / 1000, timeout_s)
-
-    @classmethod
-    def never(cls, timeout_s: float = TOUCH_TIMEOUT_S) -> TouchPolicy:
-        return cls(None, timeout_s)
-
-    def outcome(self, waited_s: float) -> Presence | None:
-        """The outcome after waiting ``waited_s`` seconds, or None while still undecided."""
-        if self.delay_s is not None and waited_s >= self.delay_s and self.delay_s <= self.timeout_s:
-            return Presence.GRANTED
-        if waited_s >= self.timeout_s:
-            return Presence.TIMED_OUT
-        return None
-
-    def seconds_to_outcome(self, waited_s: float) -> float:
-        due = self.timeout_s if self.delay_s is None else min(self.delay_s, self.timeout_s)
-        return max(due - waited_s, 0.0)
+def touch_outcome(policy: TouchPolicy, waited_s: float) -> Presence | None:
+    """The user's answer after ``waited_s`` seconds, or None while still undecided."""
+    if policy.touched(waited_s):
+        return Presence.GRANTED
+    if policy.timed_out(waited_s):
+        return Presence.TIMED_OUT
+    return None
 
 
 @dataclass
@@ -335,7 +308,7 @@ class EmulatedHidConnection(CtapHidConnection):
                 logger.exception("emulated FIDO2 command failed")
                 self._send(cid, Cmd.CBOR, bytes([CTAP1_ERR_OTHER]))
                 return
-            outcome = self.touch.outcome(0.0)
+            outcome = touch_outcome(self.touch, 0.0)
             if outcome is None:
                 self._waiting = _AwaitingTouch(cid, run, time.monotonic())
                 return
@@ -343,7 +316,7 @@ class EmulatedHidConnection(CtapHidConnection):
     def _touch_outcome(self, waiting: _AwaitingTouch) -> Presence | None:
         if waiting.cancelled:
             return Presence.CANCELLED
-        return self.touch.outcome(time.monotonic() - waiting.since)
+        return touch_outcome(self.touch, time.monotonic() - waiting.since)
 
     # replies ---------------------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ from typing import Any
 
 from yubikit.core.otp import OtpConnection
 
+from .touch import TouchPolicy
+
 # -- wire format -------------------------------------------------------------------------------
 
 REPORT_SIZE = 8
@@ -86,7 +88,6 @@ LED_INVERTED = 0x10
 
 DEFAULT_VERSION = (5, 4, 3)
 HMAC_KEY_SIZE = 20
-TOUCH_TIMEOUT_S = 15.0  # what a real key waits for a touch before giving up
 
 
 def crc16(data: bytes) -> int:
@@ -234,31 +235,6 @@ def _hmac_response(record: dict[str, Any], challenge: bytes) -> bytes:
 # -- touch ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TouchPolicy:
-    """How the emulated user answers the key's touch request (slots with require_touch).
-
-    ``delay_s`` is when the touch happens after the challenge arrives (None: never);
-    ``timeout_s`` is when the key gives up, reporting no data, which yubikit turns into its
-    ``TimeoutError`` (a real key waits about 15 s; tests use fractions of a second).
-    """
-
-    delay_s: float | None = 0.0
-    timeout_s: float = TOUCH_TIMEOUT_S
-
-    @classmethod
-    def immediate(cls) -> TouchPolicy:
-        return cls(0.0)
-
-    @classmethod
-    def after_ms(cls, ms: float, timeout_s: float = TOUCH_TIMEOUT_S) -> TouchPolicy:
-        return cls(ms / 1000, timeout_s)
-
-    @classmethod
-    def never(cls, timeout_s: float = TOUCH_TIMEOUT_S) -> TouchPolicy:
-        return cls(None, timeout_s)
-
-
 @dataclass
 class _PendingTouch:
     response: bytes
@@ -362,10 +338,10 @@ class EmulatedOtpConnection(OtpConnection):
         if self._pending is None:
             return
         elapsed = time.monotonic() - self._pending.started
-        if self.touch.delay_s is not None and elapsed >= self.touch.delay_s:
+        if self.touch.touched(elapsed):
             response, self._pending = self._pending.response, None
             self._respond(response)
-        elif elapsed >= self.touch.timeout_s:
+        elif self.touch.timed_out(elapsed):
             self._pending = None  # gave up: idle status, pgm_seq unchanged, no data
 
     def _execute(self, frame: bytes) -> None:
