@@ -163,7 +163,7 @@ class AuditLog:
 
     def _write_head(self, anchor: AuditAnchor) -> None:
         doc = {"mac": anchor.mac, "seq": anchor.seq, "tag": self._head_tag(anchor).hex()}
-        atomic_write(self.files.head, _canonical(doc))
+        atomic_write(self.files.head, _canonical(doc), sync_folder=False)
 
     def _current_tip(self) -> tuple[int, str]:
         """The head, rolled forward over records a killed writer appended but did not anchor,

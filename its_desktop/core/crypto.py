@@ -99,7 +99,7 @@ def seal(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
     return nonce + AESGCM(bytes(key)).encrypt(nonce, plaintext, associated_data)
 
 
-def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
+def open_sealed(key: bytes, sealed: bytes | memoryview, associated_data: bytes) -> bytes:
     if len(sealed) < NONCE_SIZE + 16:
         raise AuthenticationFailed("sealed data too short")
     try:
@@ -133,9 +133,13 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
-def checksum(data: bytes | memoryview) -> bytes:
-    """Unkeyed SHA-256: tells accidental damage apart from a wrong password."""
-    return hashlib.sha256(data).digest()
+def checksum(*parts: bytes | memoryview) -> bytes:
+    """Unkeyed SHA-256 over the parts in order: tells accidental damage apart from a wrong
+    password."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.digest()
 
 
 def wipe(buffer: bytearray) -> None:

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..secrets import Secret, SecretType, utcnow, validate_name
 from . import slots as slotlib
-from .body import Body
+from .body import AuditAnchor, Body
 from .header import Envelope, KeySlot, VaultHeader, body_aad, encode_file, parse_file
 from .storage import (
     Stamp,
@@ -108,6 +108,7 @@ class Vault:
         self.actor = actor
         self.clock = clock
         self._recovery_code: str | None = None
+        self._queued: list[AuditEvent] = []
 
     def __repr__(self) -> str:
         state = "locked" if self._key is None else "unlocked"
@@ -144,9 +145,9 @@ class Vault:
             for leftover in (files.log, files.head, files.pending):  # of a vault deleted by hand
                 leftover.unlink(missing_ok=True)
             body = Body()
-            data = _seal_file(header, body, vault_key)
-            atomic_write(path, data)
-            vault = cls(path, parse_file(data), file_stamp(path), vault_key, body, actor, clock)
+            chunks = _seal_file(header, body, vault_key)
+            atomic_write(path, chunks)
+            vault = cls(path, parse_file(b"".join(chunks)), file_stamp(path), vault_key, body, actor, clock)
             vault._append_locked([vault._event("init", detail="vault created")])
         vault._recovery_code = code
         return vault
@@ -172,7 +173,8 @@ class Vault:
             raise WrongCredentials()
         body = _open_body(envelope, vault_key)
         vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
-        vault._append([vault._event("unlock")])
+        # Written with the next record (or at lock): one locked, fsynced append per command.
+        vault._queued.append(vault._event("unlock"))
         return vault
 
     def __enter__(self) -> Vault:
@@ -187,6 +189,13 @@ class Vault:
 
     def lock(self) -> None:
         """Wipe the vault key and the audit keys and drop every decrypted record."""
+        try:
+            if self._queued and self._key is not None:
+                self._append([])
+        finally:
+            self._wipe()
+
+    def _wipe(self) -> None:
         if self._key is not None:
             wipe(self._key)
         if self._audit is not None:
@@ -258,6 +267,14 @@ class Vault:
 
     def last_access(self) -> dict[str, datetime]:
         return self._audit_log().last_access()
+
+    def _audit_log(self) -> AuditLog:
+        """The log, with this session's queued records written first so readers see them."""
+        self._require_key()
+        if self._queued:
+            self._append([])
+        assert self._audit is not None
+        return self._audit
 
     def refresh(self) -> None:
         """Pick up changes another process saved since we last looked."""
@@ -422,11 +439,6 @@ class Vault:
             raise VaultLocked()
         return self._key
 
-    def _audit_log(self) -> AuditLog:
-        self._require_key()
-        assert self._audit is not None
-        return self._audit
-
     def _current_body(self) -> Body:
         self._require_key()
         self.refresh()
@@ -438,9 +450,10 @@ class Vault:
         with writer_lock(self.path):
             self._append_locked(events)
 
-    def _append_locked(self, events: list[AuditEvent]) -> None:
+    def _append_locked(self, events: list[AuditEvent]) -> AuditAnchor:
         assert self._audit is not None
-        self._audit.append(events)
+        queued, self._queued = self._queued, []
+        return self._audit.append([*queued, *events])
 
     def _reload(self) -> None:
         key = self._require_key()
@@ -457,7 +470,7 @@ class Vault:
     def _mutate(self, mutation: Mutation) -> None:
         key = self._require_key()
         with writer_lock(self.path):
-            self._reload()
+            self.refresh()  # the newest generation, re-read only if another process saved
             remove_stale_temps(self.path)
             assert self._body is not None and self._audit is not None
             change = Change(self._body, list(self._header.slots), self._header.vault_id, key)
@@ -469,7 +482,7 @@ class Vault:
             header = replace(self._header, generation=self._header.generation + 1, slots=tuple(change.slots))
             # Write-ahead: the audit records go first and the new body anchors them, so a
             # writer killed in between leaves a record of an attempt, never a silent change.
-            self._body.anchor = self._audit.append(events)
+            self._body.anchor = self._append_locked(events)
             try:
                 atomic_write(self.path, _seal_file(header, self._body, key))
             except BaseException:
@@ -479,7 +492,7 @@ class Vault:
             self._header, self._stamp = header, file_stamp(self.path)
 
 
-def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> bytes:
+def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> list[bytes]:
     header_bytes = header.encode()
     return encode_file(header_bytes, seal(bytes(vault_key), body.encode(), body_aad(header_bytes)))
 
