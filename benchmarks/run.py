@@ -93,7 +93,7 @@ def report(r: Results, out: Callable[[str], None] = print) -> None:
     b = {key: f"{seconds * 1000:.1f}" for key, seconds in r.breakdown.items()}
     out("our CLI read, phase by phase in a fresh process (ms):")
     out(f"  start-up and exit {b['start-up and exit']} (a bare interpreter: {b['bare interpreter']}), "
-        f"imports {b['imports']}, then import portalocker {b['portalocker']},")
+        f"imports {b['imports']},")
     out(f"  Vault.open {b['open']} (the raw KDF: {read.kdf * 1000:.1f}), get + lock {b['get']}")
     out(f"fsync calls: our open + get {r.fsyncs['read']}, our save {r.fsyncs['save']}, pykeepass save "
         f"{r.fsyncs['pykeepass save']} (keepassxc-cli: one fdatasync per save)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -34,6 +33,12 @@ class SecretType(str, Enum):
         except ValueError:
             choices = ", ".join(t.value for t in cls)
             raise InvalidInput(f"unknown secret type '{text}' (choose from {choices})") from None
+
+
+def new_id() -> str:
+    import uuid  # lazily: `its-vault get` never makes one
+
+    return uuid.uuid4().hex
 
 
 def utcnow() -> datetime:
@@ -82,7 +87,7 @@ class Secret:
     fields: dict[str, str] = field(repr=False, default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: new_id())
     created: datetime = field(default_factory=utcnow)
     updated: datetime = field(default_factory=utcnow)
     value_updated: datetime = field(default_factory=utcnow)

@@ -8,7 +8,6 @@ stale writer never overwrites a newer generation.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from ..errors import (
     VaultLocked,
     WrongCredentials,
 )
-from ..secrets import Secret, SecretType, utcnow, validate_name
+from ..secrets import Secret, SecretType, new_id, utcnow, validate_name
 from . import slots as slotlib
 from .body import AuditAnchor, Body
 from .header import Envelope, KeySlot, VaultHeader, body_aad, encode_file, parse_file
@@ -131,7 +130,7 @@ class Vault:
             raise VaultExists(str(path))  # before spending a second on the KDF
         ensure_private_folder(path.parent)
         vault_key = bytearray(random_bytes(KEY_SIZE))
-        vault_id = uuid.uuid4().hex
+        vault_id = new_id()
         slot_list = [slotlib.new_password_slot(password, vault_key, vault_id, kdf)]
         code = None
         if recovery:

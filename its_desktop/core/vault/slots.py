@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import secrets
 import unicodedata
-import uuid
 from datetime import datetime, timezone
 
 from ..crypto import (
@@ -37,7 +36,9 @@ _CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
 def new_slot_id() -> str:
-    return uuid.uuid4().hex[:16]
+    from ..secrets import new_id
+
+    return new_id()[:16]
 
 
 def now_iso() -> str:
