@@ -22,15 +22,50 @@ def _path(args: argparse.Namespace) -> Path:
     return Path(args.vault).expanduser() if getattr(args, "vault", None) else default_vault_path()
 
 
+HARDWARE_KINDS = ("yubikey", "fido2")
+
+
 def _open(args: argparse.Namespace) -> Vault:
+    return _unlock(args)[0]
+
+
+def _unlock(args: argparse.Namespace) -> tuple[Vault, str | None]:
+    """Open the vault with the factor asked for (``--factor``), or else with a plugged-in
+    enrolled key plus the password, falling back to the password slot. Returns the vault and
+    the master password when one was given."""
+    from ..core.vault.header import peek_header
+
     path = _path(args)
     if not path.exists():
         raise VaultNotFound(str(path))
     actor = Actor.current("cli")
-    if getattr(args, "factor", "password") == "recovery":
-        return Vault.open(path, recovery_code=io.recovery_code(_stdin), actor=actor)
+    factor = getattr(args, "factor", None)
+    if factor == "recovery":
+        return Vault.open(path, recovery_code=io.recovery_code(_stdin), actor=actor, wait=_waiting), None
     password = io.master_password(_stdin, getattr(args, "password_stdin", False))
-    return Vault.open(path, password, actor=actor)
+    openers: list = []
+    if factor != "password":
+        slots = peek_header(path).slots
+        if any(s.kind in HARDWARE_KINDS for s in slots):
+            from ..factors.hardware import openers_for
+
+            openers = openers_for(slots, password, _prompter(), factor if factor in HARDWARE_KINDS else None)
+    if factor in HARDWARE_KINDS:
+        return Vault.open(path, openers=tuple(openers), actor=actor, wait=_waiting), password
+    return Vault.open(path, password, openers=tuple(openers), actor=actor, wait=_waiting), password
+
+
+def _waiting(seconds: float) -> None:
+    import time
+
+    io.info(f"waiting {seconds:.0f} s after repeated failed unlocks…")
+    time.sleep(seconds)
+
+
+def _prompter():
+    from .prompter import TerminalPrompter
+
+    return TerminalPrompter()
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -204,8 +239,88 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     with _open(args) as vault:
         new = io.new_master_password(_stdin, getattr(args, "password_stdin", False))
         io.warn_if_weak(new)
-        vault.change_password(new)
+        rebuild, dropped = None, ()
+        if any(s.kind in HARDWARE_KINDS for s in vault.slots):
+            from ..factors.hardware import rewrap_for_new_password
+
+            rebuild, dropped = rewrap_for_new_password(vault, new, _prompter())
+        names = {s.id: f"{s.kind} '{s.name}' ({s.id})" for s in vault.slots}
+        vault.change_password(new, rebuilt=rebuild, dropped=dropped)
+    for slot_id in dropped:
+        io.warn(f"{names[slot_id]} was not plugged in to be re-wrapped, so it was removed: enrol it again")
     io.info("master password changed")
+    return 0
+
+
+def cmd_factor(args: argparse.Namespace) -> int:
+    return {"add": _factor_add, "list": _factor_list, "rm": _factor_rm}[args.factor_command](args)
+
+
+def _factor_add(args: argparse.Namespace) -> int:
+    if args.type == "recovery":
+        with _open(args) as vault:
+            code = vault.add_recovery_slot()
+        io.info("new recovery code (shown once; the previous code no longer works):")
+        print(code)
+        return 0
+    from ..factors import hardware
+
+    vault, password = _unlock(args)
+    with vault:
+        if password is None:  # unlocked with the recovery code: bind the slot to a password
+            password = io.master_password(_stdin, False, confirm=True)
+            _check_password(vault, password)
+        keys = hardware.list_keys(args.type)
+        if not keys:
+            raise InvalidInput(f"no {'YubiKey' if args.type == 'yubikey' else 'FIDO2 key'} is plugged in")
+        key = keys[0]
+        name = args.name or (f"YubiKey {key.serial} slot {args.slot}" if args.type == "yubikey" else key.label)
+        slot = hardware.enroll(vault, key, password, _prompter(), name, {"otp_slot": args.slot})
+    io.info(f"enrolled {slot.kind} '{slot.name}' as factor {slot.id}")
+    return 0
+
+
+def _check_password(vault: Vault, password: str) -> None:
+    """When a password slot exists, the password bound to a new key must be the vault's."""
+    from ..core.errors import IncorrectFactor, WrongCredentials
+    from ..core.vault import slots as slotlib
+
+    password_slots = [s for s in vault.slots if s.kind == slotlib.PASSWORD]
+    for slot in password_slots:
+        try:
+            slotlib.open_password_slot(slot, password, vault.vault_id)
+            return
+        except IncorrectFactor:
+            continue
+    if password_slots:
+        raise WrongCredentials("that is not the vault's master password")
+
+
+def _factor_list(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        rows = [{"id": s.id, "type": s.kind, "name": s.name, "created": s.created} for s in vault.slots]
+        details = {s.id: _slot_details(s) for s in vault.slots}
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in rows:
+        print(f"{r['id']}  {r['type']:<9} {r['created'][:10]}  {r['name']}{details[r['id']]}")
+    return 0
+
+
+def _slot_details(slot) -> str:
+    if slot.kind == "yubikey":
+        return f"  (serial {slot.params.get('serial')}, OTP slot {slot.params.get('otp_slot')})"
+    if slot.kind == "fido2":
+        return f"  (PIN {'required' if slot.params.get('pin') else 'not set'})"
+    return ""
+
+
+def _factor_rm(args: argparse.Namespace) -> int:
+    with _open(args) as vault:
+        vault.remove_slot(args.id)
+    io.info(f"removed factor {args.id}")
     return 0
 
 

@@ -33,8 +33,8 @@ def _common() -> argparse.ArgumentParser:
                         help="vault file (default: $ITS_VAULT_PATH or the per-user data folder)")
     common.add_argument("--password-stdin", action="store_true", default=argparse.SUPPRESS,
                         help="read the master password from the first line of standard input")
-    common.add_argument("--factor", choices=("password", "recovery"), default=argparse.SUPPRESS,
-                        help="unlock with this factor (default: password)")
+    common.add_argument("--factor", choices=("password", "yubikey", "fido2", "recovery"), default=argparse.SUPPRESS,
+                        help="unlock with this factor (default: a plugged-in enrolled key, else the password)")
     return common
 
 
@@ -93,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("audit", "show or verify the audit log")
     p.add_argument("action", nargs="?", choices=("verify",))
     p.add_argument("--json", action="store_true")
+
+    p = command("factor", "enrol, list and remove unlock factors (YubiKey, FIDO2 key, recovery code)")
+    factor = p.add_subparsers(dest="factor_command", metavar="ACTION", required=True, parser_class=_Parser)
+    add = factor.add_parser("add", parents=[common], help="enrol a factor")
+    add.add_argument("type", choices=("yubikey", "fido2", "recovery"))
+    add.add_argument("--slot", type=int, choices=(1, 2), default=2, help="YubiKey OTP slot (default 2)")
+    add.add_argument("--name", metavar="N", help="a name to tell this factor apart")
+    lst = factor.add_parser("list", parents=[common], help="list the factors")
+    lst.add_argument("--json", action="store_true")
+    rm = factor.add_parser("rm", parents=[common], help="remove a factor (never the last way in)")
+    rm.add_argument("id")
 
     p = command("calibrate", "suggest Argon2id parameters for this machine")
     p.add_argument("--target", type=float, default=1.0, metavar="SECONDS")

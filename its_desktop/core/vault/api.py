@@ -8,6 +8,7 @@ stale writer never overwrites a newer generation.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..errors import (
 )
 from ..secrets import Secret, SecretType, new_id, utcnow, validate_name
 from . import slots as slotlib
+from . import throttle
 from .body import AuditAnchor, Body
 from .header import Envelope, KeySlot, VaultHeader, body_aad, encode_file, parse_file
 from .storage import (
@@ -53,7 +55,11 @@ def default_vault_path() -> Path:
 
 
 class SlotOpener(Protocol):
-    """One factor offered at unlock: it knows which slot kinds it can try."""
+    """One factor offered at unlock: it knows which slot kinds it can try.
+
+    An opener may also define ``after_unlock(vault, slot)``, called once the vault is open
+    (the hardware factors re-arm their slot there).
+    """
 
     kinds: tuple[str, ...]
 
@@ -154,8 +160,9 @@ class Vault:
     @classmethod
     def open(cls, path: str | os.PathLike, password: str | None = None, *, recovery_code: str | None = None,
              openers: tuple[SlotOpener, ...] = (), actor: Actor | None = None,
-             clock: Callable[[], datetime] = utcnow) -> Vault:
-        """Unlock with whatever factors are offered; any one slot that opens is enough."""
+             clock: Callable[[], datetime] = utcnow, wait: Callable[[float], None] = time.sleep) -> Vault:
+        """Unlock with whatever factors are offered, tried in order; any one slot that opens is
+        enough. After three failed attempts in a row each further one waits (``wait``)."""
         path = Path(path)
         actor = actor or Actor.current("api")
         offered: list[SlotOpener] = list(openers)
@@ -165,15 +172,27 @@ class Vault:
             offered.append(RecoveryOpener(recovery_code))
         data, stamp = read_snapshot(path)
         envelope = parse_file(data)
-        vault_key = _try_slots(envelope.header, offered)
-        if vault_key is None:
+        failures = throttle.read_failures(path)
+        delay = failures.delay(time.time())
+        if delay > 0:
+            wait(delay)
+        opened = _try_slots(envelope.header, offered)
+        if opened is None:
             with writer_lock(path):
-                record_pending(AuditFiles.beside(path), AuditEvent("unlock", "failed", actor))
+                count = throttle.record_failure(path).count
+                record_pending(AuditFiles.beside(path),
+                               AuditEvent("unlock", "failed", actor, detail=f"failed attempt {count} in a row"))
             raise WrongCredentials()
+        vault_key, opener, slot = opened
         body = _open_body(envelope, vault_key)
+        if failures.count:
+            throttle.clear_failures(path)
         vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
         # Written with the next record (or at lock): one locked, fsynced append per command.
-        vault._queued.append(vault._event("unlock"))
+        vault._queued.append(vault._event("unlock", detail=f"{slot.kind} slot {slot.id}"))
+        after_unlock = getattr(opener, "after_unlock", None)
+        if after_unlock is not None:
+            after_unlock(vault, slot)
         return vault
 
     def __enter__(self) -> Vault:
@@ -373,18 +392,50 @@ class Vault:
         self._mutate(change)
         return counts[0], counts[1], counts[2]
 
-    def change_password(self, new_password: str, kdf: Argon2Params | None = None) -> None:
-        """Re-wrap the vault key under a new master password (every password slot replaced)."""
+    def change_password(self, new_password: str, kdf: Argon2Params | None = None,
+                        rebuilt: Callable[[bytearray, str], list[KeySlot]] | None = None,
+                        dropped: tuple[str, ...] = ()) -> None:
+        """Re-wrap the vault key under a new master password, in one save: the password slot
+        is replaced (if the vault still has one; a vault that requires a key keeps requiring
+        it), ``rebuilt`` returns hardware slots re-wrapped with the new password (same ids),
+        and the slots in ``dropped`` (keys that were not there to re-wrap) are removed."""
 
         def change(c: Change) -> list[AuditEvent]:
-            old = [s for s in c.slots if s.kind == slotlib.PASSWORD]
-            params = kdf or (old[0].kdf if old and old[0].kdf else Argon2Params.default())
-            new_slot = slotlib.new_password_slot(new_password, c.vault_key, c.vault_id, params)
-            c.slots[:] = [s for s in c.slots if s.kind != slotlib.PASSWORD]
-            c.slots.insert(0, new_slot)
-            return [self._event("passwd")]
+            replacements = {s.id: s for s in (rebuilt(c.vault_key, c.vault_id) if rebuilt else [])}
+            updated = []
+            for slot in c.slots:
+                if slot.kind == slotlib.PASSWORD:
+                    params = kdf or slot.kdf or Argon2Params.default()
+                    slot = slotlib.new_password_slot(new_password, c.vault_key, c.vault_id, params)
+                elif slot.id in replacements:
+                    slot = replacements[slot.id]
+                elif slot.id in dropped:
+                    continue
+                updated.append(slot)
+            if not any(s.kind != slotlib.RECOVERY for s in updated):
+                raise InvalidInput("refusing to change the password: no way in would be left but the recovery code")
+            c.slots[:] = updated
+            detail = f"{len(replacements)} key slots re-wrapped, {len(dropped)} removed" if (replacements or dropped) else None
+            return [self._event("passwd", detail=detail)]
 
         self._mutate(change)
+
+    def replace_slot(self, build: Callable[[bytearray, str], KeySlot], op: str = "factor-rearm") -> KeySlot:
+        """Put the slot ``build`` makes (from the vault key and id) in place of the slot with
+        its id: a re-armed or re-wrapped hardware slot."""
+        made: list[KeySlot] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            slot = build(c.vault_key, c.vault_id)
+            index = next((i for i, s in enumerate(c.slots) if s.id == slot.id), None)
+            if index is None:
+                raise InvalidInput(f"no factor with id '{slot.id}'")
+            c.slots[index] = slot
+            made.append(slot)
+            return [self._event(op, detail=f"{slot.kind} slot {slot.id}")]
+
+        self._mutate(change)
+        return made[0]
 
     def add_slot(self, build: Callable[[bytearray, str], KeySlot]) -> KeySlot:
         """Add a key slot built by a factor from the vault key and vault id."""
@@ -496,12 +547,12 @@ def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> list[by
     return encode_file(header_bytes, seal(bytes(vault_key), body.encode(), body_aad(header_bytes)))
 
 
-def _try_slots(header: VaultHeader, offered: list[SlotOpener]) -> bytearray | None:
+def _try_slots(header: VaultHeader, offered: list[SlotOpener]) -> tuple[bytearray, SlotOpener, KeySlot] | None:
     for opener in offered:
         for slot in header.slots:
             if slot.kind in opener.kinds:
                 try:
-                    return opener.open(slot, header.vault_id)
+                    return opener.open(slot, header.vault_id), opener, slot
                 except IncorrectFactor:
                     continue
     return None

@@ -135,6 +135,21 @@ def parse_file(data: bytes) -> Envelope:
     return Envelope(header, data[:body_start], view[body_start:-CHECKSUM_SIZE])
 
 
+def peek_header(path) -> VaultHeader:
+    """Only the header, unverified: enough to choose which factors to offer before unlocking
+    (``Vault.open`` verifies the whole file)."""
+    with open(path, "rb") as fh:
+        prefix = fh.read(PREFIX.size)
+        if len(prefix) < PREFIX.size or prefix[:8] != MAGIC:
+            raise VaultCorrupted("not an ITS vault file (bad magic)")
+        _, version, header_len = PREFIX.unpack(prefix)
+        if version not in SUPPORTED_VERSIONS:
+            raise UnsupportedVersion(f"vault format version {version} is not supported by this build")
+        if header_len > MAX_HEADER_BYTES:
+            raise VaultCorrupted("vault header is implausibly large")
+        return parse_header(fh.read(header_len))
+
+
 def parse_header(header_bytes: bytes) -> VaultHeader:
     try:
         doc = json.loads(header_bytes.decode("utf-8"))
