@@ -12,6 +12,7 @@ from ..core.audit import Actor
 from ..core.crypto import MIN_MEMORY_KIB, MIN_TIME_COST, Argon2Params
 from ..core.errors import InvalidInput, VaultNotFound
 from ..core.vault.api import Vault, default_vault_path
+from ..factors.registry import HARDWARE_KINDS
 from . import io
 from .io import UsageError
 
@@ -22,7 +23,6 @@ def _path(args: argparse.Namespace) -> Path:
     return Path(args.vault).expanduser() if getattr(args, "vault", None) else default_vault_path()
 
 
-HARDWARE_KINDS = ("yubikey", "fido2")
 
 
 def _open(args: argparse.Namespace) -> Vault:

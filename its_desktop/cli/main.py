@@ -9,6 +9,8 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
+from ..factors.registry import KINDS
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -33,7 +35,7 @@ def _common() -> argparse.ArgumentParser:
                         help="vault file (default: $ITS_VAULT_PATH or the per-user data folder)")
     common.add_argument("--password-stdin", action="store_true", default=argparse.SUPPRESS,
                         help="read the master password from the first line of standard input")
-    common.add_argument("--factor", choices=("password", "yubikey", "fido2", "recovery"), default=argparse.SUPPRESS,
+    common.add_argument("--factor", choices=KINDS, default=argparse.SUPPRESS,
                         help="unlock with this factor (default: a plugged-in enrolled key, else the password)")
     return common
 
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("factor", "enrol, list and remove unlock factors (YubiKey, FIDO2 key, recovery code)")
     factor = p.add_subparsers(dest="factor_command", metavar="ACTION", required=True, parser_class=_Parser)
     add = factor.add_parser("add", parents=[common], help="enrol a factor")
-    add.add_argument("type", choices=("yubikey", "fido2", "recovery"))
+    add.add_argument("type", choices=[k for k in KINDS if k != "password"])
     add.add_argument("--slot", type=int, choices=(1, 2), default=2, help="YubiKey OTP slot (default 2)")
     add.add_argument("--name", metavar="N", help="a name to tell this factor apart")
     lst = factor.add_parser("list", parents=[common], help="list the factors")

@@ -18,6 +18,7 @@ from ..core.vault import slots as slotlib
 from ..core.vault.api import Vault
 from ..core.vault.header import KeySlot
 from .base import HardwareKey, NoKeyPlugged, Prompter
+from .registry import HARDWARE_KINDS
 
 INPUT_SIZE = 32
 
@@ -104,7 +105,7 @@ class HardwareOpener:
     password: str
     keys: list[HardwareKey]
     prompter: Prompter
-    kinds: tuple[str, ...] = ("yubikey", "fido2")
+    kinds: tuple[str, ...] = HARDWARE_KINDS
     on_rearm: Callable[[Rearm], None] | None = None  # a session may keep it for quick unlock
     _pending: Rearm | None = None
 
@@ -149,10 +150,10 @@ class HardwareOpener:
 
 
 def openers_for(vault_slots: tuple[KeySlot, ...], password: str, prompter: Prompter,
-                kind: str | None = None) -> list[HardwareOpener]:
+                kind: str | None = None, on_rearm: Callable[[Rearm], None] | None = None) -> list[HardwareOpener]:
     """A hardware opener when the vault has hardware slots of ``kind`` and such a key is
     plugged in; raises NoKeyPlugged when a key is required (no password-only slot) but none is."""
-    wanted = [s for s in vault_slots if s.kind in ("yubikey", "fido2") and (kind is None or s.kind == kind)]
+    wanted = [s for s in vault_slots if s.kind in HARDWARE_KINDS and (kind is None or s.kind == kind)]
     if not wanted:
         return []
     keys = [k for k in list_keys(kind) if any(k.serves(s) for s in wanted)]
@@ -160,7 +161,7 @@ def openers_for(vault_slots: tuple[KeySlot, ...], password: str, prompter: Promp
         if kind is not None or not any(s.kind == slotlib.PASSWORD for s in vault_slots):
             raise NoKeyPlugged()
         return []
-    return [HardwareOpener(password, keys, prompter)]
+    return [HardwareOpener(password, keys, prompter, on_rearm=on_rearm)]
 
 
 def rewrap_for_new_password(vault: Vault, new_password: str, prompter: Prompter) -> tuple[
@@ -172,7 +173,7 @@ def rewrap_for_new_password(vault: Vault, new_password: str, prompter: Prompter)
     prepared: list[tuple[KeySlot, HardwareKey, bytes, bytes]] = []
     dropped: list[str] = []
     for slot in vault.slots:
-        if slot.kind not in ("yubikey", "fido2"):
+        if slot.kind not in HARDWARE_KINDS:
             continue
         for key in (k for k in plugged if k.serves(slot)):
             fresh = random_bytes(INPUT_SIZE)

@@ -195,6 +195,22 @@ class Vault:
             after_unlock(vault, slot)
         return vault
 
+    @classmethod
+    def open_with_key(cls, path: str | os.PathLike, vault_key: bytearray, *, actor: Actor,
+                      detail: str, clock: Callable[[], datetime] = utcnow) -> Vault:
+        """Reopen with a vault key kept sealed by a session (quick unlock): no slot is used.
+        A key that no longer opens the body means the vault was re-keyed or replaced."""
+        path = Path(path)
+        data, stamp = read_snapshot(path)
+        envelope = parse_file(data)
+        try:
+            body = Body.decode(open_sealed(vault_key, envelope.sealed_body, envelope.aad))
+        except AuthenticationFailed:
+            raise ConcurrencyError("the vault changed since it was locked; unlock it with the password") from None
+        vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
+        vault._queued.append(vault._event("unlock", detail=detail))
+        return vault
+
     def __enter__(self) -> Vault:
         return self
 
