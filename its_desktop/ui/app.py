@@ -1,35 +1,48 @@
-"""The desktop application's entry point (``its-desktop``)."""
+"""The desktop application's entry point (``its-desktop``, ``python -m its_desktop``)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+from ..core.vault.api import default_vault_path
+from .controller import VaultController
+from .window import MainWindow
 
 ICON = Path(__file__).parents[2] / "resources" / "its-desktop.svg"
 
 
-class MainWindow(QMainWindow):
-    """The main window. The panels arrive with the GUI issue; this shell proves Qt starts."""
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="its-desktop", description="The ITS Desktop vault.")
+    parser.add_argument("--vault", type=Path, help="vault file (default: $ITS_VAULT_PATH or the user data folder)")
+    parser.add_argument("--demo", action="store_true",
+                        help="open a populated demo vault in a temporary folder, with emulated hardware keys")
+    parser.add_argument("--version", action="version", version=f"its-desktop {__version__}")
+    return parser.parse_args(argv)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWindowTitle("ITS Desktop")
-        self.setObjectName("main-window")
-        label = QLabel(f"ITS Desktop {__version__}")
-        label.setAccessibleName("version")
-        self.setCentralWidget(label)
-        self.resize(900, 600)
+
+def build(path: Path) -> tuple[VaultController, MainWindow]:
+    controller = VaultController(path)
+    return controller, MainWindow(controller)
 
 
 def main(argv: list[str] | None = None) -> int:
-    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("ITS Desktop")
     app.setWindowIcon(QIcon(str(ICON)))
-    window = MainWindow()
+    path = args.vault or default_vault_path()
+    if args.demo:
+        from .demo import make_demo_vault
+
+        path = make_demo_vault()
+    controller, window = build(path)
     window.show()
-    return app.exec()
+    code = app.exec()
+    controller.runner.shutdown()
+    return code

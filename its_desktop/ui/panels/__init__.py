@@ -1,0 +1,1 @@
+"""The main window's panels: secrets, rotation schedule, audit log, MFA, settings."""

@@ -1,0 +1,176 @@
+"""The unlock page: password, the enrolled factors, touch progress with cancel, back-off,
+create a new vault, open another one. The KDF and the key run off the GUI thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import VaultError
+from ..core.vault import throttle
+from ..core.vault.header import peek_header
+from .controller import VaultController
+
+FACTOR_CHOICES = (("Password (and any plugged-in key)", None), ("YubiKey", "yubikey"), ("FIDO2 key", "fido2"),
+                  ("Password only", "password"))
+
+
+class UnlockPage(QWidget):
+    open_other = Signal(Path)
+
+    def __init__(self, controller: VaultController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setAccessibleName("Unlock")
+        self.title = QLabel()
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.password = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.password.setAccessibleName("Master password")
+        self.password.setPlaceholderText("Master password")
+        self.confirm = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.confirm.setAccessibleName("Confirm master password")
+        self.confirm.setPlaceholderText("Repeat it")
+        self.factor = QComboBox()
+        self.factor.setAccessibleName("Unlock factor")
+        for label, value in FACTOR_CHOICES:
+            self.factor.addItem(label, value)
+        self.pin = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.pin.setAccessibleName("FIDO2 PIN")
+        self.pin.setPlaceholderText("PIN of the FIDO2 key")
+        self.factors_label = QLabel()
+        self.factors_label.setAccessibleName("Enrolled factors")
+        self.status = QLabel()
+        self.status.setAccessibleName("Unlock status")
+        self.status.setWordWrap(True)
+        self.unlock_button = QPushButton("Unlock")
+        self.unlock_button.setAccessibleName("Unlock")
+        self.unlock_button.setDefault(True)
+        self.quick_button = QPushButton("Touch your key to unlock")
+        self.quick_button.setAccessibleName("Quick unlock")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel")
+        self.other_button = QPushButton("Open another vault…")
+        self.other_button.setAccessibleName("Open another vault")
+
+        form = QFormLayout()
+        form.addRow("Password", self.password)
+        form.addRow("Repeat", self.confirm)
+        form.addRow("Factor", self.factor)
+        form.addRow("PIN", self.pin)
+        buttons = QHBoxLayout()
+        for button in (self.unlock_button, self.quick_button, self.cancel_button, self.other_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(self.factors_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addStretch(2)
+
+        self.unlock_button.clicked.connect(self.submit)
+        self.password.returnPressed.connect(self.submit)
+        self.confirm.returnPressed.connect(self.submit)
+        self.quick_button.clicked.connect(self.quick_unlock)
+        self.cancel_button.clicked.connect(controller.cancel)
+        self.other_button.clicked.connect(self._choose_other)
+        controller.failed.connect(self._failed)
+        controller.touch_requested.connect(lambda message: self.status.setText(message + "…"))
+        controller.busy.connect(self._busy)
+        controller.unlocked.connect(self._forget_inputs)
+        self.refresh()
+
+    @property
+    def creating(self) -> bool:
+        return not self.controller.path.exists()
+
+    def refresh(self) -> None:
+        """Show what this vault needs: a new vault's two password fields, or its factors."""
+        creating = self.creating
+        self.title.setText(("Create a new vault at " if creating else "Unlock ") + str(self.controller.path))
+        self.confirm.setVisible(creating)
+        self.unlock_button.setText("Create vault" if creating else "Unlock")
+        self.quick_button.setVisible(self.controller.can_quick_unlock)
+        self.cancel_button.setEnabled(False)
+        kinds: list[str] = []
+        needs_pin = False
+        if not creating:
+            try:
+                slots = peek_header(self.controller.path).slots
+                kinds = [s.kind for s in slots]
+                needs_pin = any(s.kind == "fido2" and s.params.get("pin") for s in slots)
+            except VaultError as exc:
+                self.status.setText(str(exc))
+            except OSError:
+                self.status.setText("the vault file cannot be read")
+        self.factors_label.setText("Enrolled: " + ", ".join(sorted(set(kinds))) if kinds else "")
+        self.factor.setVisible(not creating)
+        self.pin.setVisible(needs_pin)
+
+    def submit(self) -> None:
+        password = self.password.text()
+        if not password:
+            self.status.setText("Type the master password.")
+            return
+        if self.creating:
+            if password != self.confirm.text():
+                self.status.setText("The two passwords differ.")
+                return
+            self.controller.create(password, on_code=self._show_recovery_code)
+            return
+        delay = throttle.read_failures(self.controller.path).delay(time.time())
+        if delay > 0:
+            self.status.setText(f"Too many failed attempts: wait {delay:.0f} s.")
+            return
+        self.controller.unlock(password, self.factor.currentData(), self.pin.text() or None)
+
+    def quick_unlock(self) -> None:
+        self.controller.quick_unlock(self.pin.text() or None)
+
+    def _show_recovery_code(self, code: str) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Information, "Recovery code",
+                          "Write this recovery code down and keep it offline. It opens the vault without "
+                          f"the password and is shown only once:\n\n{code}", parent=self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.finished.connect(lambda _result: self.window().activateWindow())
+        box.open()
+        self.recovery_box = box
+
+    def _failed(self, message: str) -> None:
+        self.status.setText(message[:1].upper() + message[1:] + ".")
+        self.password.selectAll()
+        self.password.setFocus()
+
+    def _busy(self, busy: bool) -> None:
+        self.unlock_button.setEnabled(not busy)
+        self.quick_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.status.setText("Unlocking…" if not self.creating else "Creating…")
+
+    def _forget_inputs(self) -> None:
+        for field in (self.password, self.confirm, self.pin):
+            field.clear()
+        self.status.clear()
+
+    def _choose_other(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open vault", str(self.controller.path.parent),
+                                              "ITS vaults (*.its);;All files (*)")
+        if name:
+            self.open_other.emit(Path(name))

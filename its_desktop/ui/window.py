@@ -1,0 +1,74 @@
+"""The main window: the unlock page until the vault opens, then the panels as tabs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QTabWidget
+
+from .controller import VaultController
+from .panels.base import Panel
+from .unlock import UnlockPage
+
+
+def panel_classes() -> tuple[type[Panel], ...]:
+    """The tabs, in order (an explicit registry, see tests/gui/test_window.py)."""
+    return ()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: VaultController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setObjectName("main-window")
+        self.setWindowTitle("ITS Desktop")
+        self.resize(1100, 700)
+        self.unlock_page = UnlockPage(controller)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Panels")
+        self.panels: list[Panel] = [cls(controller) for cls in panel_classes()]
+        for panel in self.panels:
+            self.tabs.addTab(panel, panel.title)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.unlock_page)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+        self.vault_label = QLabel()
+        self.statusBar().addPermanentWidget(self.vault_label)
+
+        self.lock_action = QAction("&Lock", self, shortcut=QKeySequence("Ctrl+L"), triggered=lambda: controller.lock())
+        self.lock_action.setEnabled(False)
+        self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
+        menu = self.menuBar().addMenu("&Vault")
+        menu.addAction(self.lock_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        self.addAction(self.lock_action)
+
+        controller.unlocked.connect(self._show_panels)
+        controller.locked.connect(self._show_unlock)
+        self.unlock_page.open_other.connect(self.open_vault)
+        self._show_unlock()
+
+    def _show_panels(self) -> None:
+        self.stack.setCurrentWidget(self.tabs)
+        self.lock_action.setEnabled(True)
+        self.vault_label.setText(str(self.controller.path))
+
+    def _show_unlock(self) -> None:
+        self.unlock_page.refresh()
+        self.stack.setCurrentWidget(self.unlock_page)
+        self.lock_action.setEnabled(False)
+        self.unlock_page.password.setFocus()
+
+    def open_vault(self, path: Path) -> None:
+        """Switch to another vault file (locking this one first)."""
+        self.controller.lock(quick=False)
+        self.controller.path = path
+        self.controller.session.path = path
+        self._show_unlock()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.controller.lock(quick=False)
+        super().closeEvent(event)
