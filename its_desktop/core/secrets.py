@@ -97,6 +97,7 @@ class Secret:
     last_rotated: datetime | None = None
     version: int = 1
     history: tuple[SecretVersion, ...] = field(repr=False, default=())
+    high_value: bool = False  # reveal or copy asks for the password or a key touch again
 
     def with_value(self, value: str, fields: dict[str, str] | None = None, *, now: datetime,
                    rotated: bool = False) -> Secret:
@@ -142,6 +143,7 @@ class Secret:
             "expires_at": _iso(self.expires_at), "rotation": self.rotation.to_json() if self.rotation else None,
             "rotation_count": self.rotation_count, "last_rotated": _iso(self.last_rotated),
             "version": self.version, "history": [v.to_json() for v in self.history],
+            "high_value": self.high_value,
         }
 
     @classmethod
@@ -156,6 +158,7 @@ class Secret:
             rotation_count=int(raw["rotation_count"]), last_rotated=_parse_time(raw["last_rotated"]),
             version=int(raw["version"]),
             history=tuple(SecretVersion.from_json(v) for v in raw["history"]),
+            high_value=bool(raw.get("high_value", False)),
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -167,7 +170,7 @@ class Secret:
             "expires_at": _iso(self.expires_at), "version": self.version,
             "rotation_every_days": self.rotation.every_days if self.rotation else None,
             "rotation_due": _iso(self.rotation_due()), "rotation_count": self.rotation_count,
-            "last_rotated": _iso(self.last_rotated),
+            "last_rotated": _iso(self.last_rotated), "high_value": self.high_value,
         }
 
 

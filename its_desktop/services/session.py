@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.audit import Actor
-from ..core.crypto import KEY_SIZE, AuthenticationFailed, hkdf, open_sealed, random_bytes, seal
+from ..core.crypto import KEY_SIZE, AuthenticationFailed, constant_time_equal, hkdf, open_sealed, random_bytes, seal
 from ..core.errors import IncorrectFactor, VaultLocked, WrongCredentials
 from ..core.vault.api import Vault
 from ..factors.base import Prompter
@@ -71,6 +71,28 @@ class Session:
         if self._armed is not None:
             self._armed.wipe()
         self._armed = rearm
+
+    # -- re-authentication ------------------------------------------------------------------
+
+    def can_confirm_with_key(self) -> bool:
+        return self._armed is not None and not self.is_locked
+
+    def confirm_with_key(self, prompter: Prompter) -> bool:
+        """Step-up with a touch: the key that unlocked this session must give the output it
+        gave at unlock for the slot's current input (compared in constant time)."""
+        armed = self._armed
+        if armed is None:
+            return False
+        params = {**armed.slot.params, armed.key.input_param: _b64(armed.next_input)}
+        try:
+            keys = [k for k in list_keys(armed.key.kind) if k.serves(armed.slot)]
+            (output,) = keys[0].respond(params, [armed.next_input], prompter) if keys else (b"",)
+        except WrongCredentials:
+            output = b""
+        ok = bool(output) and constant_time_equal(bytes(output), bytes(armed.next_output))
+        if self.vault is not None:
+            self.vault.record("reauth", outcome="ok" if ok else "failed", detail=f"touch of {armed.slot.kind} key")
+        return ok
 
     # -- locking ------------------------------------------------------------------------------
 

@@ -118,3 +118,15 @@ def test_full_lock_forgets_everything(keyed_vault):
     session.lock(quick=False)
     assert not session.can_quick_unlock()
     assert session._sealed is None and session._armed is None
+
+
+@pytest.mark.parametrize("kind", ["yubikey", "fido2"])
+def test_step_up_with_a_touch_of_the_same_key(keyed_vault, tmp_path, monkeypatch, kind):
+    session = _session(keyed_vault, Clock())
+    session.unlock(PASSWORD, QuietPrompter(), kind)
+    assert session.can_confirm_with_key()
+    assert session.confirm_with_key(QuietPrompter())
+    monkeypatch.setenv("ITS_EMULATED_KEYS", str(tmp_path / "other-keys.json"))
+    assert not session.confirm_with_key(QuietPrompter())
+    outcomes = [r.event.outcome for r in session.vault.audit_records() if r.event.op == "reauth"]
+    assert outcomes == ["ok", "failed"]

@@ -299,3 +299,29 @@ def test_a_failed_save_loses_nothing_and_is_audited(vault, vault_path, monkeypat
     last = list(vault.audit_records())[-2:]
     assert [(r.event.op, r.event.outcome) for r in last] == [("create", "ok"), ("save", "failed")]
     vault.verify_audit()
+
+
+def test_rotate_and_mark_rotated_re_arm_the_schedule(vault):
+    from datetime import timedelta
+
+    from its_desktop.core.rotation import RotationPolicy, RotationStatus
+
+    vault.set("k", "v1", rotation=RotationPolicy(30))
+    start = vault.peek("k").value_updated
+    vault.clock = lambda: start + timedelta(days=40)
+    assert vault.peek("k").status(vault.clock()) is RotationStatus.OVERDUE
+    rotated = vault.rotate("k", "v2")
+    assert (rotated.value, rotated.rotation_count, [v.value for v in rotated.history]) == ("v2", 1, ["v1"])
+    assert rotated.status(vault.clock()) is RotationStatus.OK
+    vault.clock = lambda: start + timedelta(days=80)
+    marked = vault.mark_rotated("k")
+    assert marked.value == "v2" and marked.rotation_count == 2 and marked.status(vault.clock()) is RotationStatus.OK
+    assert [r.event.op for r in vault.audit_records()][-2:] == ["rotate", "rotate"]
+
+
+def test_high_value_flag_and_password_check(vault):
+    vault.set("big", "v", high_value=True)
+    vault.set("big", tags={"x": "1"})
+    assert vault.peek("big").high_value
+    assert vault.check_password(PASSWORD) and not vault.check_password("nope")
+    assert [r.event.outcome for r in vault.audit_records() if r.event.op == "reauth"] == ["ok", "failed"]

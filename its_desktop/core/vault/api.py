@@ -320,7 +320,7 @@ class Vault:
     def set(self, name: str, value: str | None = None, *, type: SecretType | str | None = None,
             fields: dict[str, str] | None = None, tags: dict[str, str] | None = None,
             description: str | None = None, expires_at: datetime | None = None,
-            rotation=None) -> Secret:
+            rotation=None, high_value: bool | None = None) -> Secret:
         """Create a secret, or update it: a new value makes a new version; fields and tags are
         merged into the existing ones; other arguments replace what was there."""
         validate_name(name)
@@ -336,7 +336,7 @@ class Vault:
                 secret = Secret(name=name, value=value, type=kind or SecretType.GENERIC,
                                 fields=dict(fields or {}), tags=dict(tags or {}), description=description or "",
                                 created=now, updated=now, value_updated=now, expires_at=expires_at,
-                                rotation=rotation)
+                                rotation=rotation, high_value=bool(high_value))
                 op = "create"
             else:
                 merged_fields = {**old.fields, **(fields or {})}
@@ -350,6 +350,7 @@ class Vault:
                     description=old.description if description is None else description,
                     expires_at=old.expires_at if expires_at is None else expires_at,
                     rotation=old.rotation if rotation is None else rotation, updated=now,
+                    high_value=old.high_value if high_value is None else high_value,
                 )
                 op = "update"
             c.body.put(secret)
@@ -367,6 +368,56 @@ class Vault:
             return [self._event("delete", name)]
 
         self._mutate(change)
+
+    def rotate(self, name: str, value: str, detail: str | None = None) -> Secret:
+        """A rotation: the new value becomes current (the old one stays in history), the
+        rotation count and time move, and the schedule re-arms."""
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            secret = old.with_value(value, now=self.clock(), rotated=True)
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event("rotate", name, detail=detail)]
+
+        self._mutate(change)
+        return result[0]
+
+    def mark_rotated(self, name: str) -> Secret:
+        """The value was rotated elsewhere and is unchanged here (e.g. a key re-issued with the
+        same secret): record the rotation and re-arm the schedule."""
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            now = self.clock()
+            secret = replace(old, rotation_count=old.rotation_count + 1, last_rotated=now, value_updated=now, updated=now)
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event("rotate", name, detail="marked rotated")]
+
+        self._mutate(change)
+        return result[0]
+
+    def check_password(self, password: str) -> bool:
+        """Re-authentication (before revealing a high-value secret): does ``password`` open a
+        password slot of this vault? Audited either way."""
+        ok = False
+        for slot in self.slots:
+            if slot.kind == slotlib.PASSWORD:
+                try:
+                    slotlib.open_password_slot(slot, password, self.vault_id)
+                    ok = True
+                    break
+                except IncorrectFactor:
+                    continue
+        self.record("reauth", outcome="ok" if ok else "failed")
+        return ok
 
     def restore(self, name: str, version: int) -> Secret:
         result: list[Secret] = []
