@@ -20,3 +20,21 @@ def window(qtbot, tmp_path, monkeypatch):
     yield win
     controller.lock(quick=False)
     controller.runner.shutdown()
+
+
+@pytest.fixture
+def unlocked_controller(qtbot, tmp_path, monkeypatch):
+    """A controller whose vault is created and unlocked (synchronously), for panel tests:
+    build a panel with it, then call ``controller.unlocked.emit()`` or ``controller.lock()``."""
+    from its_desktop.core.vault.api import Vault
+    from its_desktop.factors.base import QuietPrompter
+    from tests.conftest import FAST_KDF, PASSWORD
+
+    monkeypatch.setenv("ITS_EMULATED_KEYS", str(tmp_path / "keys.json"))
+    path = tmp_path / "vault.its"
+    Vault.create(path, PASSWORD, kdf=FAST_KDF).lock()
+    controller = VaultController(path)
+    controller.session.unlock(PASSWORD, QuietPrompter())
+    yield controller
+    controller.lock(quick=False)
+    controller.runner.shutdown()
