@@ -1,0 +1,1 @@
+"""Qt item models. They hold no secret values: rows carry names and metadata only."""
