@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 # swig + libpcsclite-dev build pyscard (for yubikey-manager); the rest are Qt's X/EGL libraries
-# and a virtual screen for screenshots.
+# a virtual screen for screenshots, and a D-Bus daemon for the auto-lock tests.
 SYSTEM_PACKAGES := swig libpcsclite-dev gcc python3-dev libegl1 libgl1 libglib2.0-0 libfontconfig1 \
 	libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 xvfb xauth
+	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 xvfb xauth \
+	dbus-daemon dbus-bin
 BENCH_PACKAGES := keepassxc
 
 .PHONY: run test bench soak system-deps clean
