@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-# swig + libpcsclite-dev build pyscard (for yubikey-manager); the rest are Qt's X/EGL libraries
+# swig + libpcsclite-dev build pyscard (for yubikey-manager); the rest are Qt's X/EGL libraries,
 # a virtual screen for screenshots, and a D-Bus daemon for the auto-lock tests.
 SYSTEM_PACKAGES := swig libpcsclite-dev gcc python3-dev libegl1 libgl1 libglib2.0-0 libfontconfig1 \
 	libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \

@@ -27,7 +27,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def build(path: Path) -> tuple[VaultController, MainWindow]:
-    controller = VaultController(path)
+    from .panels.settings import apply_theme
+    from .settings import AppSettings
+
+    settings = AppSettings.load()
+    apply_theme(settings.theme)
+    controller = VaultController(path, settings=settings)
     return controller, MainWindow(controller)
 
 

@@ -19,6 +19,7 @@ from ..core.secrets import utcnow
 from ..core.vault.api import Vault
 from ..services.session import QuickUnlockPolicy, Session
 from .runner import Runner
+from .settings import AppSettings
 
 
 @dataclass
@@ -44,14 +45,16 @@ class VaultController(QObject):
     failed = Signal(str)  # one line for the user
     touch_requested = Signal(str)
     busy = Signal(bool)
+    settings_updated = Signal(object)  # AppSettings
 
     def __init__(self, path: Path, runner: Runner | None = None, clock: Callable[[], datetime] = utcnow,
-                 policy: QuickUnlockPolicy | None = None, parent: QObject | None = None) -> None:
+                 settings: AppSettings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.path = Path(path)
         self.runner = runner or Runner(self)
         self.clock = clock
-        self.session = Session(self.path, Actor.current("gui"), policy or QuickUnlockPolicy())
+        self.settings = settings or AppSettings()
+        self.session = Session(self.path, Actor.current("gui"), self._policy(self.settings))
         self._prompter: GuiPrompter | None = None
 
     @property
@@ -120,3 +123,13 @@ class VaultController(QObject):
 
     def notify_changed(self) -> None:
         self.changed.emit()
+
+    @staticmethod
+    def _policy(settings: AppSettings) -> QuickUnlockPolicy:
+        return QuickUnlockPolicy(window_seconds=settings.quick_unlock_hours * 3600)
+
+    def settings_changed(self, settings: AppSettings) -> None:
+        """Apply new settings: the quick-unlock window here; panels follow the signal."""
+        self.settings = settings
+        self.session.policy = self._policy(settings)
+        self.settings_updated.emit(settings)

@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QTabWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QStackedWidget, QTabWidget
 
+from .autolock import AutoLock
 from .controller import VaultController
+from .tray import Tray
 from .panels.base import Panel
 from .unlock import UnlockPage
 
 
 def panel_classes() -> tuple[type[Panel], ...]:
     """The tabs, in order (an explicit registry, see tests/gui/test_window.py)."""
-    return ()
+    from .panels.settings import SettingsPanel
+
+    return (SettingsPanel,)
 
 
 class MainWindow(QMainWindow):
@@ -46,6 +50,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.quit_action)
         self.addAction(self.lock_action)
 
+        self.autolock = AutoLock(controller, controller.settings, parent=self)
+        QApplication.instance().installEventFilter(self.autolock)
+        self.tray = Tray(controller, self, self.windowIcon())
         controller.unlocked.connect(self._show_panels)
         controller.locked.connect(self._show_unlock)
         self.unlock_page.open_other.connect(self.open_vault)
@@ -71,4 +78,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.controller.lock(quick=False)
+        QApplication.instance().removeEventFilter(self.autolock)
+        self.tray.icon.hide()
         super().closeEvent(event)

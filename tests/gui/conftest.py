@@ -8,6 +8,12 @@ from its_desktop.ui.controller import VaultController
 from its_desktop.ui.window import MainWindow
 
 
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Settings the panels save go to the test's folder, never the user's."""
+    monkeypatch.setenv("ITS_SETTINGS_PATH", str(tmp_path / "settings.json"))
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ITS_EMULATED_KEYS", str(tmp_path / "keys.json"))

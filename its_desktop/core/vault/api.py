@@ -264,6 +264,10 @@ class Vault:
     def __len__(self) -> int:
         return len(self._current_body())
 
+    def __bool__(self) -> bool:
+        """A vault is an object, not a container: an empty one is still there."""
+        return True
+
     def secrets(self) -> Iterator[Secret]:
         """Every secret, for listings; reading a value for use should go through ``get``."""
         return self._current_body().secrets()

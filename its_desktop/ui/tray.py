@@ -1,0 +1,77 @@
+"""The system tray icon: lock/unlock, show the window, and notifications about secrets due
+for rotation (checked at unlock and every hour)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QAction, QIcon
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
+
+from ..core.rotation import RotationStatus
+from ..core.vault.api import Vault
+from .controller import VaultController
+
+CHECK_INTERVAL_MS = 3600 * 1000
+
+
+def pending_rotations(vault: Vault, now: datetime) -> str | None:
+    """One calm sentence about what needs rotating, or None when nothing does."""
+    counts = {status: 0 for status in RotationStatus}
+    for secret in vault.secrets():
+        counts[secret.status(now)] += 1
+    parts = [f"{counts[RotationStatus.EXPIRED]} expired"] if counts[RotationStatus.EXPIRED] else []
+    if counts[RotationStatus.OVERDUE]:
+        parts.append(f"{counts[RotationStatus.OVERDUE]} overdue")
+    if counts[RotationStatus.DUE_SOON]:
+        parts.append(f"{counts[RotationStatus.DUE_SOON]} due soon")
+    return ("Rotation: " + ", ".join(parts) + ".") if parts else None
+
+
+class Tray(QObject):
+    def __init__(self, controller: VaultController, window: QWidget, icon: QIcon) -> None:
+        super().__init__(window)
+        self.controller = controller
+        self.window = window
+        self.icon = QSystemTrayIcon(icon, self)
+        self.icon.setToolTip("ITS Desktop")
+        self.menu = QMenu()
+        self.show_action = QAction("Show ITS Desktop", self, triggered=self._show)
+        self.lock_action = QAction("Lock", self, triggered=lambda: controller.lock())
+        self.quit_action = QAction("Quit", self, triggered=window.close)
+        for action in (self.show_action, self.lock_action, self.quit_action):
+            self.menu.addAction(action)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(lambda reason: self._show() if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
+        self.last_message: str | None = None
+        self.timer = QTimer(self, interval=CHECK_INTERVAL_MS, timeout=self.notify_pending)
+        self.timer.start()
+        controller.unlocked.connect(self._on_unlocked)
+        controller.locked.connect(self._on_locked)
+        self._on_locked()
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.icon.show()
+
+    def _show(self) -> None:
+        self.window.showNormal()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    def _on_unlocked(self) -> None:
+        self.lock_action.setEnabled(True)
+        self.icon.setToolTip("ITS Desktop — unlocked")
+        self.notify_pending()
+
+    def _on_locked(self) -> None:
+        self.lock_action.setEnabled(False)
+        self.icon.setToolTip("ITS Desktop — locked")
+
+    def notify_pending(self) -> None:
+        vault = self.controller.vault
+        if vault is None:
+            return
+        message = pending_rotations(vault, self.controller.clock())
+        self.last_message = message
+        if message and self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage("ITS Desktop", message, QSystemTrayIcon.MessageIcon.Information, 10_000)
