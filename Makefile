@@ -12,7 +12,7 @@ SYSTEM_PACKAGES := swig libpcsclite-dev gcc python3-dev libegl1 libgl1 libglib2.
 	dbus-daemon dbus-bin
 BENCH_PACKAGES := keepassxc
 
-.PHONY: run test bench soak system-deps clean
+.PHONY: run test bench soak screenshots system-deps clean
 
 system-deps:
 	@bash packaging/install-system-deps.sh $(SYSTEM_PACKAGES)
@@ -38,3 +38,6 @@ soak: system-deps $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+screenshots: system-deps $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m its_desktop.ui.screenshots docs/screenshots

@@ -65,22 +65,46 @@ class UnlockPage(QWidget):
         self.other_button = QPushButton("Open another vault…")
         self.other_button.setAccessibleName("Open another vault")
 
-        form = QFormLayout()
-        form.addRow("Password", self.password)
-        form.addRow("Repeat", self.confirm)
-        form.addRow("Factor", self.factor)
-        form.addRow("PIN", self.pin)
+        self.heading = QLabel("ITS Desktop")
+        self.heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.heading.font()
+        font.setPointSize(font.pointSize() * 2)
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.title.setWordWrap(True)
+        self.title.setStyleSheet("color: palette(mid);")
+        self.form = QFormLayout()
+        self.form.addRow("Password", self.password)
+        self.form.addRow("Repeat", self.confirm)
+        self.form.addRow("Factor", self.factor)
+        self.form.addRow("PIN", self.pin)
         buttons = QHBoxLayout()
-        for button in (self.unlock_button, self.quick_button, self.cancel_button, self.other_button):
-            buttons.addWidget(button)
+        buttons.addWidget(self.quick_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.unlock_button)
+        card = QWidget()
+        card.setMaximumWidth(460)
+        inner = QVBoxLayout(card)
+        inner.addWidget(self.heading)
+        inner.addWidget(self.title)
+        inner.addSpacing(12)
+        inner.addLayout(self.form)
+        inner.addWidget(self.factors_label)
+        inner.addLayout(buttons)
+        inner.addWidget(self.status)
+        inner.addSpacing(12)
+        inner.addWidget(self.other_button, alignment=Qt.AlignmentFlag.AlignRight)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
-        layout.addWidget(self.title)
-        layout.addLayout(form)
-        layout.addWidget(self.factors_label)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
+        layout.addLayout(row)
         layout.addStretch(2)
+        self.factors_label.setStyleSheet("color: palette(mid);")
+        self.other_button.setFlat(True)
 
         self.unlock_button.clicked.connect(self.submit)
         self.password.returnPressed.connect(self.submit)
@@ -101,11 +125,12 @@ class UnlockPage(QWidget):
     def refresh(self) -> None:
         """Show what this vault needs: a new vault's two password fields, or its factors."""
         creating = self.creating
-        self.title.setText(("Create a new vault at " if creating else "Unlock ") + str(self.controller.path))
-        self.confirm.setVisible(creating)
+        self.title.setText(("Create a new vault at " if creating else "") + str(self.controller.path))
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.form.setRowVisible(self.confirm, creating)
         self.unlock_button.setText("Create vault" if creating else "Unlock")
         self.quick_button.setVisible(self.controller.can_quick_unlock)
-        self.cancel_button.setEnabled(False)
+        self.cancel_button.setVisible(False)
         kinds: list[str] = []
         needs_pin = False
         if not creating:
@@ -117,9 +142,10 @@ class UnlockPage(QWidget):
                 self.status.setText(str(exc))
             except OSError:
                 self.status.setText("the vault file cannot be read")
-        self.factors_label.setText("Enrolled: " + ", ".join(sorted(set(kinds))) if kinds else "")
-        self.factor.setVisible(not creating)
-        self.pin.setVisible(needs_pin)
+        names = {"password": "password", "recovery": "recovery code", "yubikey": "YubiKey", "fido2": "FIDO2 key"}
+        self.factors_label.setText("Ways in: " + ", ".join(names.get(k, k) for k in sorted(set(kinds))) if kinds else "")
+        self.form.setRowVisible(self.factor, not creating and any(k in ("yubikey", "fido2") for k in kinds))
+        self.form.setRowVisible(self.pin, needs_pin)
 
     def submit(self) -> None:
         password = self.password.text()
@@ -160,7 +186,7 @@ class UnlockPage(QWidget):
     def _busy(self, busy: bool) -> None:
         self.unlock_button.setEnabled(not busy)
         self.quick_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
+        self.cancel_button.setVisible(busy)
         if busy:
             self.status.setText("Unlocking…" if not self.creating else "Creating…")
 
