@@ -163,11 +163,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         accessed = vault.last_access()
         now = vault.clock()
         rows = []
-        for secret in vault.secrets():
-            meta = secret.metadata()
-            when = accessed.get(secret.name)
+        for summary in vault.summaries():
+            meta = summary.metadata()
+            when = accessed.get(summary.name)
             meta["last_accessed"] = when.isoformat(timespec="seconds") if when else None
-            meta["status"] = secret.status(now).value
+            meta["status"] = summary.status(now).value
             rows.append(meta)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import FieldNotFound, InvalidInput, VersionNotFound
 from .rotation import RotationPolicy, RotationStatus, rotation_due, rotation_status
@@ -162,16 +162,64 @@ class Secret:
         )
 
     def metadata(self) -> dict[str, Any]:
-        """Everything a listing may show: never the value, fields' values or history values."""
+        """Everything a listing may show: never the value, fields' values or history values.
+        Stored beside each record as its summary, so listings never decode records."""
         return {
             "name": self.name, "id": self.id, "type": self.type.value, "tags": self.tags,
             "fields": sorted(self.fields), "description": self.description,
             "created": _iso(self.created), "updated": _iso(self.updated),
-            "expires_at": _iso(self.expires_at), "version": self.version,
+            "value_updated": _iso(self.value_updated), "expires_at": _iso(self.expires_at),
+            "version": self.version,
             "rotation_every_days": self.rotation.every_days if self.rotation else None,
+            "notify_days": self.rotation.notify_days if self.rotation else None,
             "rotation_due": _iso(self.rotation_due()), "rotation_count": self.rotation_count,
             "last_rotated": _iso(self.last_rotated), "high_value": self.high_value,
         }
+
+    def summary(self) -> SecretSummary:
+        return SecretSummary.from_metadata(self.metadata())
+
+
+class SecretSummary(NamedTuple):
+    """A secret's listing row: what ``metadata()`` holds, times kept as ISO strings (UTC, so
+    they sort as text) and parsed only when asked. Holds no value. Stored in the vault as a
+    JSON array in this field order, which parses and builds fast for 10,000 rows."""
+
+    name: str
+    id: str
+    type: str
+    tags: dict[str, str]
+    fields: list[str]
+    description: str
+    created: str
+    updated: str
+    value_updated: str
+    expires_at: str | None
+    version: int
+    rotation_every_days: int | None
+    notify_days: int | None
+    rotation_due: str | None
+    rotation_count: int
+    last_rotated: str | None
+    high_value: bool
+
+    @classmethod
+    def from_metadata(cls, raw: dict[str, Any]) -> SecretSummary:
+        return cls._make(raw[name] for name in cls._fields)
+
+    def metadata(self) -> dict[str, Any]:
+        return self._asdict()
+
+    def due(self) -> datetime | None:
+        return _parse_time(self.rotation_due)
+
+    def expires(self) -> datetime | None:
+        return _parse_time(self.expires_at)
+
+    def status(self, now: datetime) -> RotationStatus:
+        if self.rotation_due is None and self.expires_at is None:
+            return RotationStatus.OK
+        return rotation_status(self.due(), self.expires(), self.notify_days or 7, now)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -14,13 +14,14 @@ from ..core.vault.api import Vault
 from .controller import VaultController
 
 CHECK_INTERVAL_MS = 3600 * 1000
+UNLOCK_NOTICE_DELAY_MS = 1500
 
 
 def pending_rotations(vault: Vault, now: datetime) -> str | None:
     """One calm sentence about what needs rotating, or None when nothing does."""
     counts = {status: 0 for status in RotationStatus}
-    for secret in vault.secrets():
-        counts[secret.status(now)] += 1
+    for summary in vault.summaries():
+        counts[summary.status(now)] += 1
     parts = [f"{counts[RotationStatus.EXPIRED]} expired"] if counts[RotationStatus.EXPIRED] else []
     if counts[RotationStatus.OVERDUE]:
         parts.append(f"{counts[RotationStatus.OVERDUE]} overdue")
@@ -61,7 +62,7 @@ class Tray(QObject):
     def _on_unlocked(self) -> None:
         self.lock_action.setEnabled(True)
         self.icon.setToolTip("ITS Desktop — unlocked")
-        self.notify_pending()
+        QTimer.singleShot(UNLOCK_NOTICE_DELAY_MS, self.notify_pending)  # after the window has filled
 
     def _on_locked(self) -> None:
         self.lock_action.setEnabled(False)

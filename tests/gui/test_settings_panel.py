@@ -58,6 +58,7 @@ def test_tray_counts_due_rotations(qtbot, unlocked_controller):
     qtbot.addWidget(host)
     tray = Tray(unlocked_controller, host, host.windowIcon())
     unlocked_controller.unlocked.emit()
-    assert tray.last_message == "Rotation: 1 overdue." and tray.lock_action.isEnabled()
+    assert tray.lock_action.isEnabled()
+    qtbot.waitUntil(lambda: tray.last_message == "Rotation: 1 overdue.", timeout=5_000)
     unlocked_controller.lock()
     assert not tray.lock_action.isEnabled()

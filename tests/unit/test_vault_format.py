@@ -325,3 +325,23 @@ def test_high_value_flag_and_password_check(vault):
     assert vault.peek("big").high_value
     assert vault.check_password(PASSWORD) and not vault.check_password("nope")
     assert [r.event.outcome for r in vault.audit_records() if r.event.op == "reauth"] == ["ok", "failed"]
+
+
+def test_summaries_list_metadata_without_decoding_records(vault, vault_path):
+    from its_desktop.core.rotation import RotationPolicy
+
+    vault.set("b/two", "v2", type="password", tags={"env": "prod"}, rotation=RotationPolicy(30, 5))
+    vault.set("a/one", "v1", fields={"username": "u"}, description="first")
+    vault.lock()
+    with Vault.open(vault_path, PASSWORD) as again:
+        rows = again.summaries()
+        assert again._body._parsed == {}, "listing decoded a record"
+        assert [r.name for r in rows] == ["a/one", "b/two"]
+        assert rows[0].fields == ["username"] and rows[0].description == "first"
+        assert rows[1].rotation_every_days == 30 and rows[1].notify_days == 5 and rows[1].tags == {"env": "prod"}
+        for row in rows:
+            assert row.metadata() == again.peek(row.name).metadata()
+            assert row.status(again.clock()) is again.peek(row.name).status(again.clock())
+        again.set("a/one", "changed", description="edited")
+        assert again.summaries()[0].description == "edited"
+        assert "v1" not in repr(again.summaries())

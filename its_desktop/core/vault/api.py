@@ -26,7 +26,7 @@ from ..errors import (
     VaultLocked,
     WrongCredentials,
 )
-from ..secrets import Secret, SecretType, new_id, utcnow, validate_name
+from ..secrets import Secret, SecretSummary, SecretType, new_id, utcnow, validate_name
 from . import slots as slotlib
 from . import throttle
 from .body import AuditAnchor, Body
@@ -267,6 +267,11 @@ class Vault:
     def __bool__(self) -> bool:
         """A vault is an object, not a container: an empty one is still there."""
         return True
+
+    def summaries(self) -> list[SecretSummary]:
+        """Every secret's listing row (metadata, no value), sorted by name: what lists,
+        schedules and the tray use; it decodes no record."""
+        return self._current_body().summaries()
 
     def secrets(self) -> Iterator[Secret]:
         """Every secret, for listings; reading a value for use should go through ``get``."""

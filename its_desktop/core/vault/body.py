@@ -1,10 +1,13 @@
 """The sealed body's plaintext, decoded lazily so that opening 10,000 secrets stays cheap.
 
-    u32 meta length | meta (JSON: audit anchor, settings, index of [name, record length])
-    | the records, JSON each, concatenated in index order
+    u32 meta length | meta (JSON: audit anchor, settings,
+                            index of [name, summary length, record length])
+    | for each secret in index order: its summary (JSON: the listing metadata, no value)
+                                      then its record (JSON: everything)
 
-Only the index is parsed on open; a record becomes a ``Secret`` when something reads it, and
-an untouched record is written back byte for byte on save.
+Only the index is parsed on open; a record becomes a ``Secret`` when something reads it, a
+listing parses only the summaries (in one go), and untouched records and summaries are
+written back byte for byte on save.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..errors import VaultCorrupted
-from ..secrets import Secret
+from ..secrets import Secret, SecretSummary
 
 _LEN = struct.Struct(">I")
 
@@ -32,8 +35,10 @@ class Body:
     def __init__(self, anchor: AuditAnchor | None = None, settings: dict[str, Any] | None = None) -> None:
         self.anchor = anchor
         self.settings: dict[str, Any] = dict(settings or {})
-        self._raw: dict[str, bytes] = {}
+        self._raw: dict[str, bytes] = {}  # name -> record bytes, not decoded yet
+        self._raw_summary: dict[str, bytes] = {}  # name -> summary bytes of an unchanged secret
         self._parsed: dict[str, Secret] = {}
+        self._summaries: dict[str, SecretSummary] = {}
 
     def __repr__(self) -> str:
         return f"<Body {len(self)} secrets>"
@@ -56,11 +61,27 @@ class Body:
 
     def put(self, secret: Secret) -> None:
         self._raw.pop(secret.name, None)
+        self._raw_summary.pop(secret.name, None)
+        self._summaries.pop(secret.name, None)
         self._parsed[secret.name] = secret
 
     def remove(self, name: str) -> None:
-        self._raw.pop(name, None)
-        self._parsed.pop(name, None)
+        for table in (self._raw, self._raw_summary, self._parsed, self._summaries):
+            table.pop(name, None)
+
+    def summaries(self) -> list[SecretSummary]:
+        """Every secret's listing row, sorted by name, without decoding any record."""
+        missing = [n for n in self._raw_summary if n not in self._summaries]
+        if missing:
+            try:
+                rows = json.loads(b"[" + b",".join(self._raw_summary[n] for n in missing) + b"]")
+                self._summaries.update(zip(missing, map(SecretSummary._make, rows)))
+            except (ValueError, KeyError, TypeError):
+                raise VaultCorrupted("a secret summary in the vault is malformed") from None
+        for name, secret in self._parsed.items():
+            if name not in self._summaries:
+                self._summaries[name] = secret.summary()
+        return [self._summaries[n] for n in self.names()]
 
     def secrets(self) -> Iterator[Secret]:
         for name in self.names():
@@ -70,12 +91,21 @@ class Body:
 
     def encode(self) -> bytes:
         names = self.names()
-        records = [self._raw[n] if n in self._raw else _encode_record(self._parsed[n]) for n in names]
+        parts: list[bytes] = []
+        index = []
+        for name in names:
+            if name in self._raw:
+                summary, record = self._raw_summary[name], self._raw[name]
+            else:
+                secret = self._parsed[name]
+                summary = self._raw_summary.get(name) or _encode_json(list(secret.summary()))
+                record = _encode_json(secret.to_json())
+            parts += (summary, record)
+            index.append([name, len(summary), len(record)])
         anchor = None if self.anchor is None else {"mac": self.anchor.mac, "seq": self.anchor.seq}
-        meta = {"anchor": anchor, "index": [[n, len(r)] for n, r in zip(names, records)],
-                "settings": self.settings}
+        meta = {"anchor": anchor, "index": index, "settings": self.settings}
         meta_bytes = json.dumps(meta, separators=(",", ":")).encode("utf-8")
-        return b"".join([_LEN.pack(len(meta_bytes)), meta_bytes, *records])
+        return b"".join([_LEN.pack(len(meta_bytes)), meta_bytes, *parts])
 
     @classmethod
     def decode(cls, plaintext: bytes) -> Body:
@@ -86,8 +116,10 @@ class Body:
             body = cls(AuditAnchor(int(anchor["seq"]), str(anchor["mac"])) if anchor else None,
                        meta["settings"])
             offset = 4 + meta_len
-            raw = body._raw
-            for name, length in meta["index"]:
+            raw, raw_summary = body._raw, body._raw_summary
+            for name, summary_length, length in meta["index"]:
+                raw_summary[name] = plaintext[offset:offset + summary_length]
+                offset += summary_length
                 raw[name] = plaintext[offset:offset + length]
                 offset += length
         except (struct.error, ValueError, KeyError, TypeError):
@@ -97,8 +129,8 @@ class Body:
         return body
 
 
-def _encode_record(secret: Secret) -> bytes:
-    return json.dumps(secret.to_json(), separators=(",", ":")).encode("utf-8")
+def _encode_json(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
 def _decode_record(raw: bytes) -> Secret:
