@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from ..core.audit import Actor
 from ..core.crypto import KEY_SIZE, AuthenticationFailed, constant_time_equal, hkdf, open_sealed, random_bytes, seal
 from ..core.errors import IncorrectFactor, VaultLocked, WrongCredentials
+from ..core.secrets import utcnow
 from ..core.vault.api import Vault
 from ..factors.base import Prompter
 from ..factors.hardware import INPUT_SIZE, Rearm, list_keys, openers_for
@@ -48,7 +50,8 @@ class Session:
     path: Path
     actor: Actor
     policy: QuickUnlockPolicy = field(default_factory=QuickUnlockPolicy)
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # for the quick-unlock window
+    vault_clock: Callable[[], datetime] = utcnow  # for what the vault stamps (injectable in tests)
     vault: Vault | None = None
     _armed: Rearm | None = field(default=None, repr=False)
     _sealed: _Sealed | None = field(default=None, repr=False)
@@ -63,7 +66,7 @@ class Session:
         from ..core.vault.header import peek_header
 
         openers = openers_for(peek_header(self.path).slots, password, prompter, kind, on_rearm=self._keep)
-        self.vault = Vault.open(self.path, password, openers=tuple(openers), actor=self.actor)
+        self.vault = Vault.open(self.path, password, openers=tuple(openers), actor=self.actor, clock=self.vault_clock)
         self._full_unlock_at = self.clock()
         return self.vault
 
@@ -154,7 +157,7 @@ class Session:
             raise
         vault_key, stretched = bytearray(plain[:KEY_SIZE]), bytearray(plain[KEY_SIZE:])
         self._sealed = None
-        self.vault = Vault.open_with_key(self.path, vault_key, actor=self.actor,
+        self.vault = Vault.open_with_key(self.path, vault_key, actor=self.actor, clock=self.vault_clock,
                                          detail=f"quick unlock with {armed.slot.kind} slot {armed.slot.id}")
         rearm = Rearm(armed.slot, keys[0], fresh, stretched, bytearray(next_output))
         self.vault.replace_slot(rearm.rearmed_slot)

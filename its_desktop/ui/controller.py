@@ -54,7 +54,10 @@ class VaultController(QObject):
         self.runner = runner or Runner(self)
         self.clock = clock
         self.settings = settings or AppSettings()
-        self.session = Session(self.path, Actor.current("gui"), self._policy(self.settings))
+        # The vault stamps times with this controller's clock, read at each call, so a test (or
+        # the rotation panel's "what if") that moves ``controller.clock`` moves both.
+        self.session = Session(self.path, Actor.current("gui"), self._policy(self.settings),
+                               vault_clock=lambda: self.clock())
         self._prompter: GuiPrompter | None = None
 
     @property
