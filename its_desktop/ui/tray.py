@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from ..core.rotation import RotationStatus
+from ..core.schedule import build_schedule, count_by_status
 from ..core.vault.api import Vault
 from .controller import VaultController
 
@@ -19,14 +20,10 @@ UNLOCK_NOTICE_DELAY_MS = 1500
 
 def pending_rotations(vault: Vault, now: datetime) -> str | None:
     """One calm sentence about what needs rotating, or None when nothing does."""
-    counts = {status: 0 for status in RotationStatus}
-    for summary in vault.summaries():
-        counts[summary.status(now)] += 1
-    parts = [f"{counts[RotationStatus.EXPIRED]} expired"] if counts[RotationStatus.EXPIRED] else []
-    if counts[RotationStatus.OVERDUE]:
-        parts.append(f"{counts[RotationStatus.OVERDUE]} overdue")
-    if counts[RotationStatus.DUE_SOON]:
-        parts.append(f"{counts[RotationStatus.DUE_SOON]} due soon")
+    counts = count_by_status(build_schedule(vault.summaries(), now))
+    parts = [f"{counts[status]} {label}" for status, label in
+             ((RotationStatus.EXPIRED, "expired"), (RotationStatus.OVERDUE, "overdue"),
+              (RotationStatus.DUE_SOON, "due soon")) if counts[status]]
     return ("Rotation: " + ", ".join(parts) + ".") if parts else None
 
 

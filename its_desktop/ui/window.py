@@ -16,9 +16,10 @@ from .unlock import UnlockPage
 
 def panel_classes() -> tuple[type[Panel], ...]:
     """The tabs, in order (an explicit registry, see tests/gui/test_window.py)."""
+    from .panels.rotation import RotationPanel
     from .panels.settings import SettingsPanel
 
-    return (SettingsPanel,)
+    return (RotationPanel, SettingsPanel)
 
 
 class MainWindow(QMainWindow):
