@@ -16,7 +16,7 @@ from ..factors.registry import HARDWARE_KINDS
 from . import io
 from .io import UsageError
 
-_stdin = io.Stdin()
+STDIN = io.Stdin()
 
 
 def _path(args: argparse.Namespace) -> Path:
@@ -25,11 +25,11 @@ def _path(args: argparse.Namespace) -> Path:
 
 
 
-def _open(args: argparse.Namespace) -> Vault:
-    return _unlock(args)[0]
+def open_vault(args: argparse.Namespace) -> Vault:
+    return unlock_vault(args)[0]
 
 
-def _unlock(args: argparse.Namespace) -> tuple[Vault, str | None]:
+def unlock_vault(args: argparse.Namespace) -> tuple[Vault, str | None]:
     """Open the vault with the factor asked for (``--factor``), or else with a plugged-in
     enrolled key plus the password, falling back to the password slot. Returns the vault and
     the master password when one was given."""
@@ -41,8 +41,8 @@ def _unlock(args: argparse.Namespace) -> tuple[Vault, str | None]:
     actor = Actor.current("cli")
     factor = getattr(args, "factor", None)
     if factor == "recovery":
-        return Vault.open(path, recovery_code=io.recovery_code(_stdin), actor=actor, wait=_waiting), None
-    password = io.master_password(_stdin, getattr(args, "password_stdin", False))
+        return Vault.open(path, recovery_code=io.recovery_code(STDIN), actor=actor, wait=_waiting), None
+    password = io.master_password(STDIN, getattr(args, "password_stdin", False))
     openers: list = []
     if factor != "password":
         slots = peek_header(path).slots
@@ -103,7 +103,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if kdf.below_defaults():
         io.warn(f"KDF cost below the recommended 64 MiB / 3 passes ({memory // 1024} MiB / {time_cost}): "
                 "fine for tests and demos, weak against offline guessing")
-    password = io.master_password(_stdin, getattr(args, "password_stdin", False), confirm=True)
+    password = io.master_password(STDIN, getattr(args, "password_stdin", False), confirm=True)
     io.warn_if_weak(password)
     with Vault.create(path, password, kdf=kdf, actor=Actor.current("cli")) as vault:
         code = vault.take_recovery_code()
@@ -129,10 +129,10 @@ def cmd_set(args: argparse.Namespace) -> int:
     if args.rotate_every is not None and args.rotate_every < 1:
         raise UsageError("--rotate-every must be at least 1 day")
     rotation = RotationPolicy(args.rotate_every) if args.rotate_every else None
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         value: str | None
         if args.value_stdin:
-            value = _stdin.rest()
+            value = STDIN.rest()
             if not value:
                 raise InvalidInput("standard input is empty: nothing stored (an empty value is almost always a mistake)")
         elif args.generate:
@@ -149,7 +149,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         secret = vault.get(args.name)
         value = secret.value if args.field is None else secret.field(args.field)
         if secret.expires_at is not None and secret.expires_at <= vault.clock():
@@ -159,7 +159,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         accessed = vault.last_access()
         now = vault.clock()
         rows = []
@@ -182,14 +182,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         vault.delete(args.name)
     io.info(f"deleted {args.name}")
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         current = vault.peek(args.name).version
         versions = vault.history(args.name)
         vault.record("history", args.name)
@@ -206,7 +206,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         secret = vault.restore(args.name, args.version)
     io.info(f"restored {args.name} version {args.version} as version {secret.version}")
     return 0
@@ -228,7 +228,7 @@ def cmd_import_env(args: argparse.Namespace) -> int:
         name = validate_name(f"{prefix}/{entry.key}" if prefix else entry.key)
         incoming.append(Secret(name=name, value=entry.value, type=SecretType(guess_type(entry.key)),
                                tags={"source": source.name}))
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         created, updated, unchanged = vault.import_secrets(incoming, f"env:{source.name}")
     io.info(f"imported {source}: {created} created, {updated} updated (old values kept in history), "
             f"{unchanged} unchanged")
@@ -236,8 +236,8 @@ def cmd_import_env(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
-        new = io.new_master_password(_stdin, getattr(args, "password_stdin", False))
+    with open_vault(args) as vault:
+        new = io.new_master_password(STDIN, getattr(args, "password_stdin", False))
         io.warn_if_weak(new)
         rebuild, dropped = None, ()
         if any(s.kind in HARDWARE_KINDS for s in vault.slots):
@@ -258,17 +258,17 @@ def cmd_factor(args: argparse.Namespace) -> int:
 
 def _factor_add(args: argparse.Namespace) -> int:
     if args.type == "recovery":
-        with _open(args) as vault:
+        with open_vault(args) as vault:
             code = vault.add_recovery_slot()
         io.info("new recovery code (shown once; the previous code no longer works):")
         print(code)
         return 0
     from ..factors import hardware
 
-    vault, password = _unlock(args)
+    vault, password = unlock_vault(args)
     with vault:
         if password is None:  # unlocked with the recovery code: bind the slot to a password
-            password = io.master_password(_stdin, False, confirm=True)
+            password = io.master_password(STDIN, False, confirm=True)
             _check_password(vault, password)
         keys = hardware.list_keys(args.type)
         if not keys:
@@ -297,7 +297,7 @@ def _check_password(vault: Vault, password: str) -> None:
 
 
 def _factor_list(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         rows = [{"id": s.id, "type": s.kind, "name": s.name, "created": s.created} for s in vault.slots]
         details = {s.id: _slot_details(s) for s in vault.slots}
     if args.json:
@@ -318,14 +318,14 @@ def _slot_details(slot) -> str:
 
 
 def _factor_rm(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         vault.remove_slot(args.id)
     io.info(f"removed factor {args.id}")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    with _open(args) as vault:
+    with open_vault(args) as vault:
         if args.action == "verify":
             count = vault.verify_audit()
             print(f"audit log verified: {count} records, chain intact")

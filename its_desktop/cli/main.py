@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("calibrate", "suggest Argon2id parameters for this machine")
     p.add_argument("--target", type=float, default=1.0, metavar="SECONDS")
+
+    from .totp import add_totp_commands
+
+    add_totp_commands(command("totp", "one-time-code accounts: add one, print its code, export its QR code"), common)
     return parser
 
 
@@ -133,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     from . import commands
     from .io import UsageError
 
-    handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
+    # A command group in a module of its own (totp) names its handler; the rest live in commands.
+    handler = getattr(args, "handler", None) or getattr(commands, "cmd_" + args.command.replace("-", "_"))
     try:
         return handler(args) or EXIT_OK
     except UsageError as exc:

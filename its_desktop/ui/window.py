@@ -16,10 +16,11 @@ from .unlock import UnlockPage
 
 def panel_classes() -> tuple[type[Panel], ...]:
     """The tabs, in order (an explicit registry, see tests/gui/test_window.py)."""
+    from .panels.mfa import MfaPanel
     from .panels.rotation import RotationPanel
     from .panels.settings import SettingsPanel
 
-    return (RotationPanel, SettingsPanel)
+    return (RotationPanel, MfaPanel, SettingsPanel)
 
 
 class MainWindow(QMainWindow):
