@@ -101,12 +101,15 @@ def _qr(args: argparse.Namespace) -> int:
 
     vault, password = unlock_vault(args)
     with vault:
-        if password is None:  # opened with the recovery code
-            password = io.master_password(STDIN, getattr(args, "password_stdin", False))
-        if not any(slot.kind == slotlib.PASSWORD for slot in vault.slots):
-            raise InvalidInput("this vault has no master-password slot to re-authenticate with")
-        if not vault.check_password(password):
-            raise WrongCredentials("re-authentication failed: that is not the vault's master password")
+        if any(slot.kind == slotlib.PASSWORD for slot in vault.slots):
+            if password is None:  # opened with the recovery code
+                password = io.master_password(STDIN, getattr(args, "password_stdin", False))
+            if not vault.check_password(password):
+                raise WrongCredentials("re-authentication failed: that is not the vault's master password")
+        elif password is None:
+            # A vault that requires password + key: this process's unlock was the proof, unless
+            # it used the recovery code.
+            raise InvalidInput("re-authenticate with the password and your key (not the recovery code)")
         account = totp.account_from_secret(vault.get(args.name))
         out = qr.write_png(account.uri(), args.out)
         vault.record("export", args.name, detail="totp qr")
