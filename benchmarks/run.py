@@ -102,6 +102,28 @@ def report(r: Results, out: Callable[[str], None] = print) -> None:
         out(f"note: the targets are stated for 10,000 secrets; this run has {c.records:,}.")
 
 
+GUI_BENCHMARKS = ("bench_gui_app", "bench_gui_secrets", "bench_gui_audit")
+
+
+def gui_report(records: int, out: Callable[[str], None] = print) -> None:
+    """The desktop app's figures (offscreen), each next to its target and, where there is one,
+    its floor measured in the same run."""
+    import importlib
+    import re
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    out("")
+    out(f"{'desktop app (offscreen), times in ms':<58}{'ours':>10}   {'target':<12}result")
+    out("-" * 90)
+    for name in GUI_BENCHMARKS:
+        module = importlib.import_module(name)
+        arguments = {"events": 1_000_000 if records >= 10_000 else 100_000} if name == "bench_gui_audit" else {"records": records}
+        for figure, value, target in module.measure(**arguments):
+            limit = re.match(r"<=\s*([\d.]+)\s*ms", target)
+            result = ("PASS" if value <= float(limit.group(1)) else "MISS") if limit else ""
+            out(f"{figure:<58}{value:10.1f}   {target:<12}{result}")
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
 
@@ -111,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     before = os.getloadavg()[0]
     results = run(config, log)
     report(replace(results, load=(before, os.getloadavg()[0])))
+    log("timing the desktop app")
+    gui_report(config.records)
     return 0
 
 

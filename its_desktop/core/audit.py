@@ -24,10 +24,10 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .crypto import AuthenticationFailed, constant_time_equal, hkdf, mac, siv_decrypt, siv_encrypt
-from .errors import AuditTampered
+from .errors import AuditTampered, InvalidInput
 from .vault.body import AuditAnchor
 from .vault.storage import atomic_write
 
@@ -69,6 +69,13 @@ class AuditEvent:
 class AuditRecord:
     seq: int
     event: AuditEvent
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as an export shows it: the name in the clear, no MAC (the same fields as
+        ``its-vault audit --json``)."""
+        e = self.event
+        return {"seq": self.seq, "time": e.time.isoformat(timespec="milliseconds"), "op": e.op,
+                "outcome": e.outcome, "name": e.name, "detail": e.detail, "actor": e.actor.to_json()}
 
 
 @dataclass(frozen=True)
@@ -285,6 +292,8 @@ class AuditLog:
                 raise AuditTampered(seq + 1, "the record is not valid JSON")
             if doc["seq"] != seq + 1:
                 raise AuditTampered(seq + 1, f"expected record {seq + 1}, found {doc['seq']} (deleted or reordered)")
+            if _canonical(doc) != line:
+                raise AuditTampered(seq + 1, "the record is not in the form it was written in (edited)")
             if not self._mac_ok(doc, prev):
                 raise AuditTampered(seq + 1, "the record's MAC does not verify (edited or reordered)")
             self._decode(doc)
@@ -331,3 +340,210 @@ class AuditLog:
                 continue
             result[name] = datetime.fromisoformat(when)
         return result
+
+
+# -- paged reading, for viewers of long logs ------------------------------------------------
+
+LineMatch = Callable[[bytes], bool]
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which records a viewer wants; a field left empty matches every record.
+
+    ``actor`` is a front end's kind (``"cli"``) or kind and pid (``"cli:4242"``); ``name`` is a
+    secret's exact name (names are stored encrypted deterministically, so an exact name can be
+    looked for without decrypting the log); ``since`` is inclusive, ``until`` exclusive.
+    """
+
+    op: str | None = None
+    actor: str | None = None
+    name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.actor:
+            kind, colon, pid = self.actor.partition(":")
+            if not kind or (colon and not pid.isdigit()):
+                raise InvalidInput("an actor is a kind or kind:pid, e.g. cli or cli:4242")
+        for moment in (self.since, self.until):
+            if moment is not None and moment.tzinfo is None:
+                raise InvalidInput("a date range needs time zone aware times")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.op or self.actor or self.name or self.since or self.until)
+
+    def describe(self) -> str:
+        """The filter in words, without the secret's name (audit details are stored in the clear)."""
+        parts = [f"op={self.op}" if self.op else "", f"actor={self.actor}" if self.actor else "",
+                 "one secret" if self.name else "",
+                 f"since {_iso(self.since)}" if self.since else "", f"until {_iso(self.until)}" if self.until else ""]
+        return ", ".join(p for p in parts if p) or "all records"
+
+
+class AuditReader:
+    """The log read newest first, by byte offset, so that a viewer opens a log of a million
+    records as fast as one of ten: it reads blocks backwards from an offset and parses nothing
+    it does not show or filter. Offsets always sit at the start of a line; a torn last line (a
+    writer killed mid-append) is left out. Names are decrypted only by ``decode``, one record
+    at a time. No chain check here: ``AuditLog.verify`` does that."""
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    def __repr__(self) -> str:
+        return f"<AuditReader {self.log.files.log.name}>"
+
+    def _open(self) -> int | None:
+        try:
+            return os.open(self.log.files.log, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+
+    def end(self) -> int:
+        """The offset just past the last complete line (0 for a missing or empty log)."""
+        fd = self._open()
+        if fd is None:
+            return 0
+        try:
+            size, block = os.fstat(fd).st_size, self.BLOCK
+            while size > 0:
+                start = max(0, size - block)
+                cut = os.pread(fd, size - start, start).rfind(b"\n")
+                if cut >= 0 or start == 0:
+                    return start + cut + 1
+                block *= 2
+            return 0
+        finally:
+            os.close(fd)
+
+    def _lines_back(self, fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(offset, line) for each complete line before ``end``, newest first."""
+        block = self.BLOCK
+        while end > 0:
+            start = max(0, end - block)
+            chunk = os.pread(fd, end - start, start)
+            if start > 0:
+                cut = chunk.find(b"\n", 0, len(chunk) - 1)  # the end of a line before the last
+                if cut < 0:  # one line longer than a block: read a bigger one
+                    block *= 2
+                    continue
+                chunk, start = chunk[cut + 1:], start + cut + 1
+            position = end
+            for line in reversed(chunk.split(b"\n")[:-1]):
+                position -= len(line) + 1
+                yield position, line
+            end = start
+
+    def page(self, end: int, match: LineMatch | None = None, limit: int = 256,
+             budget: int | None = None) -> tuple[list[bytes], int]:
+        """Up to ``limit`` raw lines before offset ``end`` that ``match`` accepts, newest first,
+        and the offset to continue from (0 once the start of the log is reached). With a
+        ``budget``, stops after reading about that many bytes, so a filter that matches little
+        can be scanned in short steps (and dropped between them)."""
+        fd = self._open()
+        if fd is None:
+            return [], 0
+        lines: list[bytes] = []
+        resume = end
+        try:
+            for offset, line in self._lines_back(fd, end):
+                resume = offset
+                if match is None or match(line):
+                    lines.append(line)
+                    if len(lines) >= limit:
+                        break
+                if budget is not None and end - offset >= budget:
+                    break
+        finally:
+            os.close(fd)
+        return lines, resume
+
+    def newer(self, start: int) -> tuple[list[bytes], int]:
+        """The complete lines appended after offset ``start``, oldest first, and the new end."""
+        fd = self._open()
+        if fd is None:
+            return [], start
+        try:
+            data = os.pread(fd, max(0, os.fstat(fd).st_size - start), start)
+        finally:
+            os.close(fd)
+        cut = data.rfind(b"\n") + 1
+        return data[:cut].split(b"\n")[:-1], start + cut
+
+    def line_before(self, end: int) -> bytes | None:
+        """The complete line that ends at offset ``end`` (to tell an append from a rewrite)."""
+        lines, _ = self.page(end, limit=1)
+        return lines[0] if lines else None
+
+    def decode(self, line: bytes) -> AuditRecord:
+        """One raw line as a record, its name decrypted; AuditTampered if it is malformed."""
+        doc = AuditLog._parse_line(line)
+        if doc is None:
+            raise AuditTampered(0, "a record is not valid JSON")
+        try:
+            return self.log._decode(doc)
+        except (KeyError, TypeError, ValueError):
+            raise AuditTampered(doc["seq"], "a record is malformed") from None
+
+    def name_token(self, name: str) -> str:
+        """A name as the log stores it (AES-SIV is deterministic, so equal names match)."""
+        return base64.b64encode(siv_encrypt(self.log._name_key, name.encode("utf-8"))).decode()
+
+    def matcher(self, flt: AuditFilter) -> LineMatch | None:
+        """A test of raw lines for ``flt`` (None when it matches everything).
+
+        A line with no backslash has no JSON escapes, so every value in it appears literally:
+        a line lacking one of the wanted values is rejected without parsing it, whatever its
+        spacing or key order. Lines that pass, and lines with escapes, are parsed and checked
+        field by field."""
+        if flt.empty:
+            return None
+        kind, _, pid = (flt.actor or "").partition(":")
+        token = self.name_token(flt.name) if flt.name else None
+        wanted = [f'"{value}"'.encode("utf-8") for value in (flt.op, kind, token) if value]
+
+        def match(line: bytes) -> bool:
+            if b"\\" not in line and not all(needle in line for needle in wanted):
+                return False
+            doc = AuditLog._parse_line(line)
+            if doc is None:
+                return False
+            try:
+                actor = doc["actor"]
+                if (flt.op and doc["op"] != flt.op) or (token and doc["name"] != token):
+                    return False
+                if kind and (actor["kind"] != kind or (pid and int(actor["pid"]) != int(pid))):
+                    return False
+                if flt.since or flt.until:
+                    moment = datetime.fromisoformat(doc["time"])
+                    if (flt.since and moment < flt.since) or (flt.until and moment >= flt.until):
+                        return False
+            except (KeyError, TypeError, ValueError):
+                return False
+            return True
+
+        return match
+
+    def matching(self, flt: AuditFilter, end: int | None = None) -> Iterator[AuditRecord]:
+        """Every record before offset ``end`` that ``flt`` accepts, decrypted, oldest first
+        (for exports); AuditTampered at a malformed one."""
+        match = self.matcher(flt)
+        stop = self.end() if end is None else end
+        try:
+            fh = open(self.log.files.log, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            position = 0
+            for line in fh:
+                position += len(line)
+                if position > stop:
+                    break
+                line = line.rstrip(b"\n")
+                if match is None or match(line):
+                    yield self.decode(line)

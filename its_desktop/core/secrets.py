@@ -223,7 +223,8 @@ class SecretSummary(NamedTuple):
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    """UTC, microseconds always written: fixed width, so the strings sort as the times do."""
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _parse_time(text: Any) -> Any:

@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QStackedWidget, QTabWidget
 
 from .autolock import AutoLock
+from .clipboard import shared_clipboard
 from .controller import VaultController
 from .tray import Tray
 from .panels.base import Panel
@@ -16,11 +17,13 @@ from .unlock import UnlockPage
 
 def panel_classes() -> tuple[type[Panel], ...]:
     """The tabs, in order (an explicit registry, see tests/gui/test_window.py)."""
+    from .panels.audit import AuditPanel
     from .panels.mfa import MfaPanel
     from .panels.rotation import RotationPanel
+    from .panels.secrets import SecretsPanel
     from .panels.settings import SettingsPanel
 
-    return (RotationPanel, MfaPanel, SettingsPanel)
+    return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SettingsPanel)
 
 
 class MainWindow(QMainWindow):
@@ -55,6 +58,9 @@ class MainWindow(QMainWindow):
         self.autolock = AutoLock(controller, controller.settings, parent=self)
         QApplication.instance().installEventFilter(self.autolock)
         self.tray = Tray(controller, self, self.windowIcon())
+        self.clipboard = shared_clipboard()
+        self.clipboard.timeout_seconds = controller.settings.clipboard_seconds
+        controller.settings_updated.connect(lambda s: setattr(self.clipboard, "timeout_seconds", s.clipboard_seconds))
         controller.unlocked.connect(self._show_panels)
         controller.locked.connect(self._show_unlock)
         self.unlock_page.open_other.connect(self.open_vault)
@@ -80,6 +86,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.controller.lock(quick=False)
+        self.clipboard.clear_now()
         QApplication.instance().removeEventFilter(self.autolock)
         self.tray.icon.hide()
         super().closeEvent(event)

@@ -42,5 +42,6 @@ def unlocked_controller(qtbot, tmp_path, monkeypatch):
     controller = VaultController(path)
     controller.session.unlock(PASSWORD, QuietPrompter())
     yield controller
+    qtbot.waitUntil(lambda: controller.runner.pending == 0, timeout=30_000)  # no result for a deleted panel
     controller.lock(quick=False)
     controller.runner.shutdown()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QAbstractListModel, QModelIndex, Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QTextEdit
 
 from its_desktop.core.rotation import RotationPolicy
@@ -17,8 +17,10 @@ CANARIES = ("CANARYNAME7731", VALUE, "canarytag5513")
 
 def _model_texts(model: QAbstractItemModel, parent: QModelIndex = QModelIndex()) -> list[str]:
     texts = []
+    # A list model's columnCount is private in PySide: it has one column.
+    columns = 1 if isinstance(model, QAbstractListModel) else max(1, model.columnCount(parent))
     for row in range(model.rowCount(parent)):
-        for column in range(max(1, model.columnCount(parent))):
+        for column in range(columns):
             index = model.index(row, column, parent)
             for role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.EditRole):
                 value = model.data(index, role)

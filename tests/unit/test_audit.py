@@ -171,3 +171,13 @@ def test_append_cost_does_not_grow_with_the_log(busy_vault):
     big = min(one_append() for _ in range(5))
     assert big < small * 5 + 0.02, f"append took {big:.4f}s on a 20 MB log vs {small:.4f}s"
     assert last
+
+
+def test_a_reformatted_record_is_detected(busy_vault):
+    """Same values, other bytes (spacing): the log is kept exactly as written."""
+    lines = _lines(busy_vault)
+    lines[2] = json.dumps(json.loads(lines[2]), sort_keys=True).encode() + b"\n"
+    _write(busy_vault, lines)
+    with pytest.raises(AuditTampered) as err:
+        busy_vault.verify_audit()
+    assert err.value.seq == 3

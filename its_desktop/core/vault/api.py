@@ -8,13 +8,14 @@ stale writer never overwrites a newer generation.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ..audit import Actor, AuditEvent, AuditFiles, AuditLog, AuditRecord, record_pending
+from ..audit import Actor, AuditEvent, AuditFiles, AuditLog, AuditReader, AuditRecord, record_pending
 from ..crypto import KEY_SIZE, Argon2Params, AuthenticationFailed, open_sealed, random_bytes, seal, wipe
 from ..errors import (
     ConcurrencyError,
@@ -114,6 +115,9 @@ class Vault:
         self.clock = clock
         self._recovery_code: str | None = None
         self._queued: list[AuditEvent] = []
+        # One vault object may be used from the GUI thread and a worker (a re-authentication
+        # that writes an audit record): changes to its state take this lock.
+        self._guard = threading.RLock()
 
     def __repr__(self) -> str:
         state = "locked" if self._key is None else "unlocked"
@@ -223,11 +227,12 @@ class Vault:
 
     def lock(self) -> None:
         """Wipe the vault key and the audit keys and drop every decrypted record."""
-        try:
-            if self._queued and self._key is not None:
-                self._append([])
-        finally:
-            self._wipe()
+        with self._guard:
+            try:
+                if self._queued and self._key is not None:
+                    self._append([])
+            finally:
+                self._wipe()
 
     def _wipe(self) -> None:
         if self._key is not None:
@@ -305,6 +310,10 @@ class Vault:
     def audit_records(self) -> Iterator[AuditRecord]:
         return self._audit_log().records()
 
+    def audit_reader(self) -> AuditReader:
+        """The log for viewers: paged newest first, names decrypted one record at a time."""
+        return AuditReader(self._audit_log())
+
     def verify_audit(self) -> int:
         return self._audit_log().verify(self._current_body().anchor)
 
@@ -321,8 +330,9 @@ class Vault:
 
     def refresh(self) -> None:
         """Pick up changes another process saved since we last looked."""
-        if file_stamp(self.path) != self._stamp:
-            self._reload()
+        with self._guard:
+            if file_stamp(self.path) != self._stamp:
+                self._reload()
 
     # -- changing -------------------------------------------------------------------------
 
@@ -457,7 +467,8 @@ class Vault:
                     c.body.put(replace(incoming, created=now, updated=now, value_updated=now))
                     counts[0] += 1
                 elif old.value != incoming.value:
-                    c.body.put(old.with_value(incoming.value, now=now))
+                    updated = old.with_value(incoming.value, now=now)
+                    c.body.put(replace(updated, tags={**old.tags, **incoming.tags}))
                     counts[1] += 1
                 else:
                     counts[2] += 1
@@ -572,9 +583,10 @@ class Vault:
         return self._body
 
     def _append(self, events: list[AuditEvent]) -> None:
-        self._require_key()
-        with writer_lock(self.path):
-            self._append_locked(events)
+        with self._guard:
+            self._require_key()
+            with writer_lock(self.path):
+                self._append_locked(events)
 
     def _append_locked(self, events: list[AuditEvent]) -> AuditAnchor:
         assert self._audit is not None
@@ -594,6 +606,10 @@ class Vault:
         self._header, self._body, self._stamp = envelope.header, body, stamp
 
     def _mutate(self, mutation: Mutation) -> None:
+        with self._guard:
+            self._mutate_guarded(mutation)
+
+    def _mutate_guarded(self, mutation: Mutation) -> None:
         key = self._require_key()
         with writer_lock(self.path):
             self.refresh()  # the newest generation, re-read only if another process saved

@@ -32,34 +32,42 @@ class AuditAnchor:
 
 
 class Body:
+    """Each secret is held as encoded bytes while unchanged (``_raw``, ``_raw_summary``), and
+    as a ``Secret`` once read (a cache beside the bytes) or changed (then the bytes are gone)."""
+
     def __init__(self, anchor: AuditAnchor | None = None, settings: dict[str, Any] | None = None) -> None:
         self.anchor = anchor
         self.settings: dict[str, Any] = dict(settings or {})
-        self._raw: dict[str, bytes] = {}  # name -> record bytes, not decoded yet
+        self._raw: dict[str, bytes] = {}  # name -> record bytes of an unchanged secret
         self._raw_summary: dict[str, bytes] = {}  # name -> summary bytes of an unchanged secret
-        self._parsed: dict[str, Secret] = {}
+        self._parsed: dict[str, Secret] = {}  # decoded (read) or changed secrets
         self._summaries: dict[str, SecretSummary] = {}
+        self._order: list[str] | None = None  # sorted names, until a secret comes or goes
 
     def __repr__(self) -> str:
         return f"<Body {len(self)} secrets>"
 
     def __len__(self) -> int:
-        return len(self._raw) + len(self._parsed)
+        return len(self.names())
 
     def __contains__(self, name: str) -> bool:
         return name in self._parsed or name in self._raw
 
     def names(self) -> list[str]:
-        return sorted([*self._raw, *self._parsed])
+        if self._order is None:
+            self._order = sorted(self._raw.keys() | self._parsed.keys())
+        return self._order
 
     def get(self, name: str) -> Secret | None:
         secret = self._parsed.get(name)
         if secret is None and name in self._raw:
-            secret = _decode_record(self._raw.pop(name))
+            secret = _decode_record(self._raw[name])  # the bytes stay: it is still unchanged
             self._parsed[name] = secret
         return secret
 
     def put(self, secret: Secret) -> None:
+        if secret.name not in self:
+            self._order = None
         self._raw.pop(secret.name, None)
         self._raw_summary.pop(secret.name, None)
         self._summaries.pop(secret.name, None)
@@ -68,6 +76,7 @@ class Body:
     def remove(self, name: str) -> None:
         for table in (self._raw, self._raw_summary, self._parsed, self._summaries):
             table.pop(name, None)
+        self._order = None
 
     def summaries(self) -> list[SecretSummary]:
         """Every secret's listing row, sorted by name, without decoding any record."""
@@ -98,8 +107,7 @@ class Body:
                 summary, record = self._raw_summary[name], self._raw[name]
             else:
                 secret = self._parsed[name]
-                summary = self._raw_summary.get(name) or _encode_json(list(secret.summary()))
-                record = _encode_json(secret.to_json())
+                summary, record = _encode_json(list(secret.summary())), _encode_json(secret.to_json())
             parts += (summary, record)
             index.append([name, len(summary), len(record)])
         anchor = None if self.anchor is None else {"mac": self.anchor.mac, "seq": self.anchor.seq}
@@ -117,6 +125,7 @@ class Body:
                        meta["settings"])
             offset = 4 + meta_len
             raw, raw_summary = body._raw, body._raw_summary
+            body._order = [entry[0] for entry in meta["index"]]  # written sorted
             for name, summary_length, length in meta["index"]:
                 raw_summary[name] = plaintext[offset:offset + summary_length]
                 offset += summary_length

@@ -26,7 +26,7 @@ class Failures:
         """Seconds to wait before the next attempt may run."""
         if self.count < FREE_ATTEMPTS:
             return 0.0
-        wait = min(2.0 ** (self.count - FREE_ATTEMPTS), MAX_DELAY)
+        wait = min(2.0 ** min(self.count - FREE_ATTEMPTS, 16), MAX_DELAY)  # no float overflow
         return max(0.0, self.last + wait - now)
 
 
