@@ -62,11 +62,6 @@ class WrongPin(WrongCredentials):
         super().__init__(f"wrong PIN for the FIDO2 key{left}")
 
 
-class NoKeyPlugged(WrongCredentials):
-    def __init__(self) -> None:
-        super().__init__("no enrolled hardware key is plugged in (or wrong password or key)")
-
-
 class HardwareKey(Protocol):
     """A plugged-in device that can serve hardware slots of one kind."""
 

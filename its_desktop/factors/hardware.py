@@ -17,7 +17,7 @@ from ..core.errors import IncorrectFactor, VaultError
 from ..core.vault import slots as slotlib
 from ..core.vault.api import Vault
 from ..core.vault.header import KeySlot
-from .base import HardwareKey, NoKeyPlugged, Prompter
+from .base import HardwareKey, Prompter
 from .registry import HARDWARE_KINDS
 
 INPUT_SIZE = 32
@@ -83,7 +83,12 @@ class Rearm:
     stretched: bytearray = field(repr=False)
     next_output: bytearray = field(repr=False)
 
-    def rearmed_slot(self, vault_key: bytearray, vault_id: str) -> KeySlot:
+    def rearmed_slot(self, vault_key: bytearray, vault_id: str, on_disk: KeySlot) -> KeySlot | None:
+        """The slot re-wrapped under the next input, or None when the slot on disk is no longer
+        the one this unlock opened (a passwd or another unlock re-wrapped it meanwhile: re-arming
+        from this unlock's password would bring an old password back)."""
+        if on_disk.wrapped != self.slot.wrapped:
+            return None
         material = _material(self.stretched, self.next_output)
         try:
             fresh = slotlib.make_slot(self.slot.kind, self.slot.name, material, self.slot.salt, vault_key, vault_id,
@@ -138,11 +143,13 @@ class HardwareOpener:
         if rearm is None:
             return
         try:
-            vault.replace_slot(rearm.rearmed_slot)
+            rearmed = vault.replace_slot(rearm.slot.id, rearm.rearmed_slot)
         except VaultError as exc:  # the unlock stands; the slot keeps its old input this time
             rearm.wipe()
             vault.record("factor-rearm", outcome="failed", detail=f"{slot.kind} slot {slot.id}: {exc}")
             return
+        if rearmed is not None:
+            rearm.slot = rearmed  # what is on disk now, for the next re-arm (quick unlock)
         if self.on_rearm is not None:
             self.on_rearm(rearm)
         else:
@@ -152,16 +159,14 @@ class HardwareOpener:
 def openers_for(vault_slots: tuple[KeySlot, ...], password: str, prompter: Prompter,
                 kind: str | None = None, on_rearm: Callable[[Rearm], None] | None = None) -> list[HardwareOpener]:
     """A hardware opener when the vault has hardware slots of ``kind`` and such a key is
-    plugged in; raises NoKeyPlugged when a key is required (no password-only slot) but none is."""
+    plugged in."""
     wanted = [s for s in vault_slots if s.kind in HARDWARE_KINDS and (kind is None or s.kind == kind)]
     if not wanted:
         return []
     keys = [k for k in list_keys(kind) if any(k.serves(s) for s in wanted)]
-    if not keys:
-        if kind is not None or not any(s.kind == slotlib.PASSWORD for s in vault_slots):
-            raise NoKeyPlugged()
-        return []
-    return [HardwareOpener(password, keys, prompter, on_rearm=on_rearm)]
+    # No matching key: no opener. The unlock then fails like any wrong factor (after the file
+    # is verified, audited and counted), with the same message as a wrong password.
+    return [HardwareOpener(password, keys, prompter, on_rearm=on_rearm)] if keys else []
 
 
 def rewrap_for_new_password(vault: Vault, new_password: str, prompter: Prompter) -> tuple[

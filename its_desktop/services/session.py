@@ -160,7 +160,9 @@ class Session:
         self.vault = Vault.open_with_key(self.path, vault_key, actor=self.actor, clock=self.vault_clock,
                                          detail=f"quick unlock with {armed.slot.kind} slot {armed.slot.id}")
         rearm = Rearm(armed.slot, keys[0], fresh, stretched, bytearray(next_output))
-        self.vault.replace_slot(rearm.rearmed_slot)
+        rearmed = self.vault.replace_slot(rearm.slot.id, rearm.rearmed_slot)
+        if rearmed is not None:
+            rearm.slot = rearmed
         self._keep(rearm)
         return self.vault
 

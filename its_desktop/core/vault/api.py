@@ -180,13 +180,13 @@ class Vault:
         delay = failures.delay(time.time())
         if delay > 0:
             wait(delay)
-        opened = _try_slots(envelope.header, offered)
+        opened, factor_error = _try_slots(envelope.header, offered)
         if opened is None:
             with writer_lock(path):
                 count = throttle.record_failure(path).count
                 record_pending(AuditFiles.beside(path),
                                AuditEvent("unlock", "failed", actor, detail=f"failed attempt {count} in a row"))
-            raise WrongCredentials()
+            raise factor_error or WrongCredentials()
         vault_key, opener, slot = opened
         body = _open_body(envelope, vault_key)
         if failures.count:
@@ -507,22 +507,26 @@ class Vault:
 
         self._mutate(change)
 
-    def replace_slot(self, build: Callable[[bytearray, str], KeySlot], op: str = "factor-rearm") -> KeySlot:
-        """Put the slot ``build`` makes (from the vault key and id) in place of the slot with
-        its id: a re-armed or re-wrapped hardware slot."""
+    def replace_slot(self, slot_id: str, build: Callable[[bytearray, str, KeySlot], KeySlot | None],
+                     op: str = "factor-rearm") -> KeySlot | None:
+        """Put the slot ``build`` makes (from the vault key, the vault id and the slot as it is
+        on disk now) in place of slot ``slot_id``: a re-armed or re-wrapped hardware slot.
+        ``build`` returns None to leave the slot alone (it changed since it was read)."""
         made: list[KeySlot] = []
 
         def change(c: Change) -> list[AuditEvent]:
-            slot = build(c.vault_key, c.vault_id)
-            index = next((i for i, s in enumerate(c.slots) if s.id == slot.id), None)
+            index = next((i for i, s in enumerate(c.slots) if s.id == slot_id), None)
             if index is None:
-                raise InvalidInput(f"no factor with id '{slot.id}'")
+                raise InvalidInput(f"no factor with id '{slot_id}'")
+            slot = build(c.vault_key, c.vault_id, c.slots[index])
+            if slot is None:
+                return [self._event(op, outcome="skipped", detail=f"slot {slot_id} changed meanwhile")]
             c.slots[index] = slot
             made.append(slot)
             return [self._event(op, detail=f"{slot.kind} slot {slot.id}")]
 
         self._mutate(change)
-        return made[0]
+        return made[0] if made else None
 
     def add_slot(self, build: Callable[[bytearray, str], KeySlot]) -> KeySlot:
         """Add a key slot built by a factor from the vault key and vault id."""
@@ -639,15 +643,22 @@ def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> list[by
     return encode_file(header_bytes, seal(bytes(vault_key), body.encode(), body_aad(header_bytes)))
 
 
-def _try_slots(header: VaultHeader, offered: list[SlotOpener]) -> tuple[bytearray, SlotOpener, KeySlot] | None:
+def _try_slots(header: VaultHeader, offered: list[SlotOpener]) -> tuple[
+        tuple[bytearray, SlotOpener, KeySlot] | None, WrongCredentials | None]:
+    """The first slot that opens, and otherwise the first factor error worth telling (a touch
+    timeout, a wrong PIN): such an error does not stop the other slots from being tried, so a
+    key that wants a PIN cannot lock the password slot out."""
+    first_error: WrongCredentials | None = None
     for opener in offered:
         for slot in header.slots:
             if slot.kind in opener.kinds:
                 try:
-                    return opener.open(slot, header.vault_id), opener, slot
+                    return (opener.open(slot, header.vault_id), opener, slot), None
                 except IncorrectFactor:
                     continue
-    return None
+                except WrongCredentials as error:
+                    first_error = first_error or error
+    return None, first_error
 
 
 def _open_body(envelope: Envelope, vault_key: bytearray) -> Body:

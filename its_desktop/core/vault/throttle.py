@@ -27,7 +27,7 @@ class Failures:
         if self.count < FREE_ATTEMPTS:
             return 0.0
         wait = min(2.0 ** min(self.count - FREE_ATTEMPTS, 16), MAX_DELAY)  # no float overflow
-        return max(0.0, self.last + wait - now)
+        return min(wait, max(0.0, self.last + wait - now))  # a clock stepped back waits no longer
 
 
 def _path(vault_path: Path) -> Path:
