@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..core.audit import Actor
 from ..core.crypto import Argon2Params
@@ -59,6 +59,27 @@ class VaultController(QObject):
         self.session = Session(self.path, Actor.current("gui"), self._policy(self.settings),
                                vault_clock=lambda: self.clock())
         self._prompter: GuiPrompter | None = None
+        # Another process (the CLI, a second window) may save the vault: watch its folder (a
+        # save replaces the file, which a watch on the file itself would lose) and re-read.
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(lambda _path: self._settle.start())
+        self._settle = QTimer(self, singleShot=True, interval=250, timeout=self._pick_up_changes)
+        self.watch_folder()
+
+    def watch_folder(self) -> None:
+        folders = self._watcher.directories()
+        if folders:
+            self._watcher.removePaths(folders)
+        if self.path.parent.is_dir():
+            self._watcher.addPath(str(self.path.parent))
+
+    def _pick_up_changes(self) -> None:
+        vault = self.vault
+        try:
+            if vault is not None and vault.refresh():
+                self.changed.emit()
+        except VaultError as error:
+            self.failed.emit(str(error))
 
     @property
     def vault(self) -> Vault | None:

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.controller.lock(quick=False)
         self.controller.path = path
         self.controller.session.path = path
+        self.controller.watch_folder()
         self._show_unlock()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)

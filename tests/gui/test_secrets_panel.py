@@ -498,3 +498,23 @@ def test_imported_secrets_are_tagged_with_their_file(tmp_path, panel):
     secrets = panel.import_dialog.secrets("prod.env")
     assert [type(s) for s in secrets] == [Secret] and secrets[0].tags == {"source": "prod.env"}
     panel.import_dialog.reject()
+
+
+def test_removing_a_tag_expiry_and_policy_in_the_editor_removes_them(qtbot, panel):
+    from datetime import datetime, timezone
+
+    from its_desktop.core.rotation import RotationPolicy
+
+    vault = panel.controller.vault
+    vault.set("brokers/ibkr/api_key", tags={"desk": "fx"}, rotation=RotationPolicy(30),
+              expires_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    panel.controller.notify_changed()
+    click_row(qtbot, panel, "brokers/ibkr/api_key")
+    editor = panel.editor
+    editor.tags.clear()
+    editor.expires.setChecked(False)
+    editor.rotation.setValue(0)
+    qtbot.mouseClick(editor.save_button, LEFT)
+    secret = vault.peek("brokers/ibkr/api_key")
+    assert secret.tags == {} and secret.expires_at is None and secret.rotation is None
+    assert editor.status.text() == "Saved."

@@ -82,3 +82,19 @@ def test_every_panel_has_a_title_and_an_accessible_name(qtbot, window):
     for panel in window.panels:
         assert panel.title and panel.accessibleName() == panel.title
     assert len(window.panels) == len(panel_classes())
+
+
+def test_a_change_saved_by_another_process_reaches_the_panels(qtbot, unlocked_controller):
+    import subprocess
+    import sys
+
+    from tests.conftest import PASSWORD as VAULT_PASSWORD
+
+    changes = []
+    unlocked_controller.changed.connect(lambda: changes.append(1))
+    env = {"ITS_VAULT_PATH": str(unlocked_controller.path), "ITS_MASTER_PASSWORD": VAULT_PASSWORD,
+           "PATH": "/usr/bin:/bin", "ITS_LOCK_TIMEOUT": "20"}
+    subprocess.run([sys.executable, "-m", "its_desktop.cli.main", "set", "from/cli", "--value-stdin"],
+                   input="v", text=True, env=env, check=True, capture_output=True)
+    qtbot.waitUntil(lambda: bool(changes), timeout=5_000)
+    assert "from/cli" in unlocked_controller.vault.names()

@@ -328,20 +328,24 @@ class Vault:
         assert self._audit is not None
         return self._audit
 
-    def refresh(self) -> None:
-        """Pick up changes another process saved since we last looked."""
+    def refresh(self) -> bool:
+        """Pick up changes another process saved since we last looked; True if there were."""
         with self._guard:
             if file_stamp(self.path) != self._stamp:
                 self._reload()
+                return True
+            return False
 
     # -- changing -------------------------------------------------------------------------
 
     def set(self, name: str, value: str | None = None, *, type: SecretType | str | None = None,
             fields: dict[str, str] | None = None, tags: dict[str, str] | None = None,
             description: str | None = None, expires_at: datetime | None = None,
-            rotation=None, high_value: bool | None = None) -> Secret:
+            rotation=None, high_value: bool | None = None, replace_metadata: bool = False) -> Secret:
         """Create a secret, or update it: a new value makes a new version; fields and tags are
-        merged into the existing ones; other arguments replace what was there."""
+        merged into the existing ones and None leaves a setting as it was (the CLI's way).
+        With ``replace_metadata`` (an editor that shows everything), tags, expiry and rotation
+        are replaced as given, so removing one removes it."""
         validate_name(name)
         kind = SecretType.parse(type) if isinstance(type, str) else type
         result: list[Secret] = []
@@ -364,11 +368,13 @@ class Vault:
                     secret = secret.with_value(value, merged_fields, now=now)
                 elif merged_fields != old.fields:
                     secret = secret.with_value(old.value, merged_fields, now=now)
+                keep = not replace_metadata
                 secret = replace(
-                    secret, type=kind or old.type, tags={**old.tags, **(tags or {})},
+                    secret, type=kind or old.type,
+                    tags={**old.tags, **(tags or {})} if keep else dict(tags or {}),
                     description=old.description if description is None else description,
-                    expires_at=old.expires_at if expires_at is None else expires_at,
-                    rotation=old.rotation if rotation is None else rotation, updated=now,
+                    expires_at=old.expires_at if keep and expires_at is None else expires_at,
+                    rotation=old.rotation if keep and rotation is None else rotation, updated=now,
                     high_value=old.high_value if high_value is None else high_value,
                 )
                 op = "update"

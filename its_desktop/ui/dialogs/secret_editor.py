@@ -491,27 +491,13 @@ class SecretEditor(QWidget):
                       expires_at=datetime(expiry.year(), expiry.month(), expiry.day(), tzinfo=timezone.utc)
                       if self.expires.isChecked() else None,
                       rotation=RotationPolicy(every, notify) if every else None,
-                      high_value=self.high_value.isChecked())
+                      high_value=self.high_value.isChecked(), replace_metadata=True)
         except VaultError as error:
             self.status.setText(str(error))
             return
-        kept = self._kept_on_save(old, tags)
         self.load(name)
-        note = f" The vault keeps {kept}: removing them is not supported yet." if kept else ""
-        self.status.setText("Saved." + note)
+        self.status.setText("Saved.")
         self.saved.emit(name)
-
-    def _kept_on_save(self, old: Loaded | None, tags: dict[str, str]) -> str:
-        """What the user removed that ``Vault.set`` keeps (it merges tags, and reads None as
-        "unchanged" for expiry and rotation)."""
-        if old is None:
-            return ""
-        kept = [what for what, removed in (
-            ("the removed tags", bool(old.tags - tags.keys())),
-            ("the expiry date", old.expires and not self.expires.isChecked()),
-            ("the rotation policy", old.rotation is not None and not self.rotation.value()),
-        ) if removed]
-        return ", ".join(kept)
 
     def restore_selected(self) -> None:
         item = self.history.currentItem()
