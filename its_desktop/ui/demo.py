@@ -45,6 +45,12 @@ def make_demo_vault(folder: Path | None = None) -> Path:
                       rotation=RotationPolicy(every) if every else None,
                       expires_at=now + timedelta(days=expires) if expires else None)
         vault.clock = utcnow
+        from ..core import totp
+
+        for issuer, account, name in (("IBKR", "trader@example.com", "mfa/ibkr"),
+                                      ("Binance", "desk@example.com", "mfa/binance")):
+            otp = totp.generate_account(issuer, account)
+            vault.set(name, otp.secret, type="totp", fields=totp.account_to_fields(otp), tags={"demo": "yes"})
         from ..factors import hardware
         from ..factors.base import QuietPrompter
 

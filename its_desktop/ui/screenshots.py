@@ -42,6 +42,8 @@ def render(out: Path) -> list[Path]:
     controller.unlocked.emit()
     for index, panel in enumerate(window.panels):
         window.tabs.setCurrentIndex(index)
+        if hasattr(panel, "select"):  # show a secret in the editor (its value stays hidden)
+            panel.select("brokers/ibkr/api_key")
         shot(panel.title.lower().replace(" ", "-"))
     controller.lock(quick=False)
     controller.runner.shutdown()

@@ -154,7 +154,8 @@ class SecretsPanel(Panel):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().resizeSection(Column.NAME, 320)
+        self.table.horizontalHeader().resizeSection(Column.NAME, 260)
+        self.table.horizontalHeader().resizeSection(Column.TYPE, 80)
 
         self.editor = SecretEditor(controller, self.access)
         editor_area = QScrollArea()
@@ -174,6 +175,7 @@ class SecretsPanel(Panel):
         splitter.addWidget(editor_area)
         splitter.setStretchFactor(1, 3)
         splitter.setStretchFactor(2, 2)
+        splitter.setSizes([160, 440, 560])  # the folders narrow: the list and the editor matter
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
