@@ -345,3 +345,19 @@ def test_summaries_list_metadata_without_decoding_records(vault, vault_path):
         again.set("a/one", "changed", description="edited")
         assert again.summaries()[0].description == "edited"
         assert "v1" not in repr(again.summaries())
+
+
+def test_settings_are_saved_audited_and_deletes_leave_tombstones(vault, vault_path):
+    vault.change_settings(lambda s: s.setdefault("remotes", {}).update(desk={"type": "openbao"}), detail="remote add")
+    vault.set("gone", "v")
+    vault.delete("gone")
+    assert "gone" in vault.settings()["tombstones"]
+    vault.lock()
+    with Vault.open(vault_path, PASSWORD) as again:
+        settings = again.settings()
+        assert settings["remotes"] == {"desk": {"type": "openbao"}} and "gone" in settings["tombstones"]
+        settings["remotes"].clear()
+        assert again.settings()["remotes"], "settings() hands out a copy"
+        again.set("gone", "back")
+        assert "gone" not in again.settings()["tombstones"]
+        assert "settings" in [r.event.op for r in again.audit_records()]

@@ -379,6 +379,7 @@ class Vault:
                 )
                 op = "update"
             c.body.put(secret)
+            c.body.settings.get("tombstones", {}).pop(name, None)
             result.append(secret)
             return [self._event(op, name)]
 
@@ -386,13 +387,40 @@ class Vault:
         return result[0]
 
     def delete(self, name: str) -> None:
+        """Delete a secret, leaving a tombstone (its name and time, in the settings' ``tombstones``)
+        so that sync can tell a deletion from a secret never seen."""
+
         def change(c: Change) -> list[AuditEvent]:
             if name not in c.body:
                 raise SecretNotFound(name)
             c.body.remove(name)
+            c.body.settings.setdefault("tombstones", {})[name] = self.clock().isoformat()
             return [self._event("delete", name)]
 
         self._mutate(change)
+
+    def settings(self) -> dict:
+        """A copy of the vault's own settings (JSON: remotes, sync bases, tombstones, agent
+        grants...): encrypted with the secrets, never holding a secret value."""
+        import copy
+
+        return copy.deepcopy(self._current_body().settings)
+
+    def change_settings(self, edit: Callable[[dict], None], op: str = "settings", detail: str | None = None,
+                        name: str | None = None) -> dict:
+        """Apply ``edit`` to the newest settings under the writer lock (one save, audited);
+        returns a copy of the result."""
+        import copy
+
+        result: list[dict] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            edit(c.body.settings)
+            result.append(copy.deepcopy(c.body.settings))
+            return [self._event(op, name, detail=detail)]
+
+        self._mutate(change)
+        return result[0]
 
     def rotate(self, name: str, value: str, detail: str | None = None) -> Secret:
         """A rotation: the new value becomes current (the old one stays in history), the
