@@ -13,14 +13,19 @@ import fcntl
 import json
 import re
 import stat
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ITS_VAULT, PASSWORD
+from tests.conftest import PASSWORD
+from tests.integration.cli_runner import (
+    CliRunner,
+    Result,
+    assert_one_line_error,
+    call,
+    expect_failure,
+    expect_ok,
+)
 
 FAST_INIT = ("init", "--kdf-memory", "8", "--kdf-time", "1")
 
@@ -36,79 +41,8 @@ WRONG_PASSWORD = "not the master uniq-5e9a1c"
 NO_PASSWORD_ENV = ("ITS_MASTER_PASSWORD",)
 
 
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-
-
-def call(*args: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One run for `Cli.run_all`: the arguments and the keyword options of `Cli.run`."""
-    return args, options
-
-
-def expect_ok(result: Result) -> Result:
-    assert result.code == 0, f"its-vault {' '.join(result.args)} -> {result.code}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def expect_failure(result: Result, code: int | tuple[int, ...]) -> Result:
-    """The run exited with `code` (or one of them) and said why in exactly one line."""
-    codes = code if isinstance(code, tuple) else (code,)
-    assert result.code in codes, \
-        f"its-vault {' '.join(result.args)} -> {result.code}, expected {codes}: {result.stderr}"
-    assert_one_line_error(result)
-    return result
-
-
-def assert_one_line_error(result: Result) -> None:
-    assert "Traceback" not in result.stderr
-    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, \
-        f"stderr of {result.args} is not one line: {result.stderr!r}"
-    assert result.stderr.startswith("its-vault: error: "), result.stderr
-
-
-class Cli:
+class Cli(CliRunner):
     """Runs `its-vault` in a private environment and remembers every run for the hygiene check."""
-
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.env = env
-        self.tmp_path = tmp_path
-        self.vault = Path(env["ITS_VAULT_PATH"])
-        self.results: list[Result] = []
-
-    # -- running ---------------------------------------------------------------------------
-
-    def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-            unset: tuple[str, ...] = ()) -> Result:
-        full_env = {**self.env, **(env or {})}
-        for name in unset:
-            full_env.pop(name, None)
-        proc = subprocess.run(
-            [*ITS_VAULT, *args], input=None if input is None else input.encode("utf-8"),
-            stdin=subprocess.DEVNULL if input is None else None,
-            capture_output=True, env=full_env, cwd=self.tmp_path, timeout=120,
-        )
-        result = Result(args, proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
-        self.results.append(result)
-        return result
-
-    def run_all(self, *calls: tuple[tuple[str, ...], dict]) -> list[Result]:
-        """Independent runs side by side; results in the order of `calls`."""
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return list(pool.map(lambda c: self.run(*c[0], **c[1]), calls))
-
-    def ok(self, *args: str, **options) -> Result:
-        return expect_ok(self.run(*args, **options))
-
-    def fails(self, code: int | tuple[int, ...], *args: str, **options) -> Result:
-        return expect_failure(self.run(*args, **options), code)
-
-    def all_fail(self, code: int | tuple[int, ...], *calls: tuple[tuple[str, ...], dict]) -> list[Result]:
-        return [expect_failure(result, code) for result in self.run_all(*calls)]
 
     # -- shortcuts -------------------------------------------------------------------------
 

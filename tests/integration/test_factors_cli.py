@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from its_desktop.core.errors import IncorrectFactor
 from its_desktop.core.vault import slots as slotlib
 from its_desktop.core.vault import throttle
 from its_desktop.core.vault.header import PREFIX, KeySlot, parse_file
-from tests.conftest import ITS_VAULT, PASSWORD
+from tests.conftest import PASSWORD
+from tests.integration.cli_runner import CliRunner, Result, call, error_line, expect_failure, expect_ok
 
 FAST_INIT = ("init", "--kdf-memory", "8", "--kdf-time", "1")
 
@@ -55,48 +55,6 @@ INPUT_PARAM = {"yubikey": "challenge", "fido2": "salt"}
 KIND_OF = {"yubikey2": "yubikey", "fido2": "fido2"}  # template -> its factor
 
 
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-    pid: int  # the actor pid its audit records carry
-
-
-def call(*args: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One run for `Cli.run_all`: the arguments and the keyword options of `Cli.run`."""
-    return args, options
-
-
-def expect_ok(result: Result) -> Result:
-    assert result.code == 0, f"its-vault {' '.join(result.args)} -> {result.code}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def expect_failure(result: Result, code: int | tuple[int, ...], touch_prompts: bool = False) -> Result:
-    """The run exited with `code` (or one of them) and said why in one line. With
-    `touch_prompts`, "Touch your ..." lines printed while the key waited may come before it."""
-    codes = code if isinstance(code, tuple) else (code,)
-    assert result.code in codes, \
-        f"its-vault {' '.join(result.args)} -> {result.code}, expected {codes}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    assert result.stderr.endswith("\n"), result.stderr
-    lines = result.stderr.splitlines()
-    if touch_prompts:
-        assert all(line.startswith("Touch your ") for line in lines[:-1]), result.stderr
-    else:
-        assert len(lines) == 1, f"stderr of {result.args} is not one line: {result.stderr!r}"
-    assert lines[-1].startswith("its-vault: error: "), result.stderr
-    return result
-
-
-def error_line(result: Result) -> str:
-    return result.stderr.splitlines()[-1]
-
-
 @dataclass(frozen=True)
 class Template:
     """A vault made once per module by real CLI runs, copied into the tests that start from it."""
@@ -106,16 +64,13 @@ class Template:
     slot_id: str | None
 
 
-class Cli:
+class Cli(CliRunner):
     """Runs `its-vault` with the emulated keys of `keys/a.json` plugged in, and remembers every
     run for the hygiene check."""
 
     def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
         self.keys = tmp_path / "keys" / "a.json"
-        self.env = {**env, "ITS_EMULATED_KEYS": str(self.keys)}
-        self.vault = Path(env["ITS_VAULT_PATH"])
-        self.results: list[Result] = []
+        super().__init__({**env, "ITS_EMULATED_KEYS": str(self.keys)}, tmp_path)
         self.codes: list[str] = []
 
     def keys_env(self, name: str) -> dict[str, str]:
@@ -133,37 +88,6 @@ class Cli:
             shutil.copyfile(template.root / "keys" / "a.json", self.keys)
         self.codes.append(template.code)
         return template
-
-    # -- running ---------------------------------------------------------------------------
-
-    def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-            unset: tuple[str, ...] = ()) -> Result:
-        full_env = {**self.env, **(env or {})}
-        for name in unset:
-            full_env.pop(name, None)
-        started = time.monotonic()
-        with subprocess.Popen([*ITS_VAULT, *args], stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
-                              cwd=self.tmp_path) as proc:
-            out, err = proc.communicate(None if input is None else input.encode("utf-8"), timeout=120)
-        result = Result(args, proc.returncode, out.decode("utf-8"), err.decode("utf-8"),
-                        time.monotonic() - started, proc.pid)
-        self.results.append(result)
-        return result
-
-    def run_all(self, *calls: tuple[tuple[str, ...], dict]) -> list[Result]:
-        """Independent runs side by side; results in the order of `calls`."""
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return list(pool.map(lambda c: self.run(*c[0], **c[1]), calls))
-
-    def ok(self, *args: str, **options) -> Result:
-        return expect_ok(self.run(*args, **options))
-
-    def fails(self, code: int | tuple[int, ...], *args: str, **options) -> Result:
-        return expect_failure(self.run(*args, **options), code)
-
-    def all_fail(self, code: int | tuple[int, ...], *calls: tuple[tuple[str, ...], dict]) -> list[Result]:
-        return [expect_failure(result, code) for result in self.run_all(*calls)]
 
     # -- shortcuts -------------------------------------------------------------------------
 
