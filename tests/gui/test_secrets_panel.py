@@ -156,7 +156,8 @@ def test_sorting_by_a_header_click(qtbot, panel):
 
 def test_reveal_shows_the_value_only_after_reveal_and_audits_a_read(qtbot, panel):
     vault = panel.controller.vault
-    name, (value, _tags, _description) = "brokers/ibkr/api_key", SEED["brokers/ibkr/api_key"]
+    name = "brokers/ibkr/api_key"
+    value = SEED[name][0]
     click_row(qtbot, panel, name)
     line = panel.editor.value
     assert line.edit.text() == "" and line.edit.placeholderText().startswith("•")
