@@ -52,6 +52,9 @@ class UnlockPage(QWidget):
         self.pin.setPlaceholderText("PIN of the FIDO2 key")
         self.factors_label = QLabel()
         self.factors_label.setAccessibleName("Enrolled factors")
+        self.plugged_label = QLabel()
+        self.plugged_label.setAccessibleName("Plugged-in keys")
+        self.plugged_label.setStyleSheet("color: palette(mid);")
         self.status = QLabel()
         self.status.setAccessibleName("Unlock status")
         self.status.setWordWrap(True)
@@ -91,6 +94,7 @@ class UnlockPage(QWidget):
         inner.addSpacing(12)
         inner.addLayout(self.form)
         inner.addWidget(self.factors_label)
+        inner.addWidget(self.plugged_label)
         inner.addLayout(buttons)
         inner.addWidget(self.status)
         inner.addSpacing(12)
@@ -146,6 +150,13 @@ class UnlockPage(QWidget):
         self.factors_label.setText("Ways in: " + ", ".join(names.get(k, k) for k in sorted(set(kinds))) if kinds else "")
         self.form.setRowVisible(self.factor, not creating and any(k in ("yubikey", "fido2") for k in kinds))
         self.form.setRowVisible(self.pin, needs_pin)
+        self.plugged_label.clear()
+        if any(k in ("yubikey", "fido2") for k in kinds):
+            self.controller.runner.submit(_plugged_keys, self._show_plugged, lambda _error: None)
+
+    def _show_plugged(self, labels: list[str]) -> None:
+        """Which keys are plugged in (found off the GUI thread: USB discovery can be slow)."""
+        self.plugged_label.setText("Plugged in: " + ", ".join(labels) if labels else "No key is plugged in.")
 
     def submit(self) -> None:
         password = self.password.text()
@@ -200,3 +211,9 @@ class UnlockPage(QWidget):
                                               "ITS vaults (*.its);;All files (*)")
         if name:
             self.open_other.emit(Path(name))
+
+
+def _plugged_keys() -> list[str]:
+    from ..factors.hardware import list_keys
+
+    return [key.label for key in list_keys()]

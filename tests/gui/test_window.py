@@ -57,6 +57,7 @@ def test_quick_unlock_with_an_emulated_key(qtbot, window):
 
     hardware.enroll(window.controller.vault, hardware.list_keys("fido2")[0], PASSWORD, QuietPrompter(), "fido")
     window.controller.lock(quick=False)
+    qtbot.waitUntil(lambda: "ITS Emulated FIDO2 key" in window.unlock_page.plugged_label.text(), timeout=10_000)
     window.unlock_page.factor.setCurrentIndex(window.unlock_page.factor.findData("fido2"))
     qtbot.keyClicks(window.unlock_page.password, PASSWORD)
     qtbot.keyClick(window.unlock_page.password, Qt.Key.Key_Return)
