@@ -21,13 +21,6 @@ class RotationPolicy:
     every_days: int
     notify_days: int = 7
 
-    def to_json(self) -> dict[str, int]:
-        return {"every_days": self.every_days, "notify_days": self.notify_days}
-
-    @classmethod
-    def from_json(cls, raw: dict) -> RotationPolicy:
-        return cls(int(raw["every_days"]), int(raw.get("notify_days", 7)))
-
 
 def rotation_due(policy: RotationPolicy | None, last_changed: datetime) -> datetime | None:
     """The policy's next due date, counted from the last rotation (or creation)."""

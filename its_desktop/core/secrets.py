@@ -134,31 +134,25 @@ class Secret:
         notify = self.rotation.notify_days if self.rotation else 7
         return rotation_status(self.rotation_due(), self.expires_at, notify, now)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.name, "type": self.type.value, "value": self.value,
-            "fields": self.fields, "tags": self.tags, "description": self.description,
-            "created": _iso(self.created), "updated": _iso(self.updated),
-            "value_updated": _iso(self.value_updated),
-            "expires_at": _iso(self.expires_at), "rotation": self.rotation.to_json() if self.rotation else None,
-            "rotation_count": self.rotation_count, "last_rotated": _iso(self.last_rotated),
-            "version": self.version, "history": [v.to_json() for v in self.history],
-            "high_value": self.high_value,
-        }
+    def record(self) -> dict[str, Any]:
+        """What the vault stores beside the summary: the value, the fields' values and the
+        history (``metadata()`` holds the rest), so nothing is written twice."""
+        return {"value": self.value, "fields": self.fields, "history": [v.to_json() for v in self.history]}
 
     @classmethod
-    def from_json(cls, raw: dict) -> Secret:
+    def from_parts(cls, summary: SecretSummary, record: dict) -> Secret:
+        every = summary.rotation_every_days
         return cls(
-            id=str(raw["id"]), name=str(raw["name"]), type=SecretType(raw["type"]),
-            value=str(raw["value"]), fields=dict(raw["fields"]), tags=dict(raw["tags"]),
-            description=str(raw["description"]), created=_parse_time(raw["created"]),
-            updated=_parse_time(raw["updated"]), value_updated=_parse_time(raw["value_updated"]),
-            expires_at=_parse_time(raw["expires_at"]),
-            rotation=RotationPolicy.from_json(raw["rotation"]) if raw["rotation"] else None,
-            rotation_count=int(raw["rotation_count"]), last_rotated=_parse_time(raw["last_rotated"]),
-            version=int(raw["version"]),
-            history=tuple(SecretVersion.from_json(v) for v in raw["history"]),
-            high_value=bool(raw.get("high_value", False)),
+            id=str(summary.id), name=str(summary.name), type=SecretType(summary.type),
+            value=str(record["value"]), fields=dict(record["fields"]), tags=dict(summary.tags),
+            description=str(summary.description), created=_parse_time(summary.created),
+            updated=_parse_time(summary.updated), value_updated=_parse_time(summary.value_updated),
+            expires_at=_parse_time(summary.expires_at),
+            rotation=RotationPolicy(int(every), int(summary.notify_days or 7)) if every else None,
+            rotation_count=int(summary.rotation_count), last_rotated=_parse_time(summary.last_rotated),
+            version=int(summary.version),
+            history=tuple(SecretVersion.from_json(v) for v in record["history"]),
+            high_value=bool(summary.high_value),
         )
 
     def metadata(self) -> dict[str, Any]:

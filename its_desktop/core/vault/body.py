@@ -2,8 +2,8 @@
 
     u32 meta length | meta (JSON: audit anchor, settings,
                             index of [name, summary length, record length])
-    | for each secret in index order: its summary (JSON: the listing metadata, no value)
-                                      then its record (JSON: everything)
+    | for each secret in index order: its summary (JSON array: the listing metadata, no value)
+                                      then its record (JSON: value, fields, history)
 
 Only the index is parsed on open; a record becomes a ``Secret`` when something reads it, a
 listing parses only the summaries (in one go), and untouched records and summaries are
@@ -61,7 +61,8 @@ class Body:
     def get(self, name: str) -> Secret | None:
         secret = self._parsed.get(name)
         if secret is None and name in self._raw:
-            secret = _decode_record(self._raw[name])  # the bytes stay: it is still unchanged
+            # The bytes stay: it is still unchanged.
+            secret = _decode_record(self._raw_summary[name], self._raw[name])
             self._parsed[name] = secret
         return secret
 
@@ -107,7 +108,9 @@ class Body:
                 summary, record = self._raw_summary[name], self._raw[name]
             else:
                 secret = self._parsed[name]
-                summary, record = _encode_json(list(secret.summary())), _encode_json(secret.to_json())
+                summary, record = _encode_json(list(secret.summary())), _encode_json(secret.record())
+                # Written now, so unchanged from here on: the next save reuses these bytes.
+                self._raw_summary[name], self._raw[name] = summary, record
             parts += (summary, record)
             index.append([name, len(summary), len(record)])
         anchor = None if self.anchor is None else {"mac": self.anchor.mac, "seq": self.anchor.seq}
@@ -142,8 +145,8 @@ def _encode_json(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
-def _decode_record(raw: bytes) -> Secret:
+def _decode_record(summary: bytes, record: bytes) -> Secret:
     try:
-        return Secret.from_json(json.loads(raw))
+        return Secret.from_parts(SecretSummary._make(json.loads(summary)), json.loads(record))
     except (ValueError, KeyError, TypeError):
         raise VaultCorrupted("a secret record in the vault is malformed") from None
