@@ -49,9 +49,13 @@ def test_nothing_secret_is_left_after_lock(qtbot, unlocked_controller):
     qtbot.addWidget(window)
     window.show()
     unlocked_controller.unlocked.emit()
+    for index in range(window.tabs.count()):  # every tab fills itself when shown
+        window.tabs.setCurrentIndex(index)
     models = [m for m in window.findChildren(QAbstractItemModel)]
     shown = [t for m in models for t in _model_texts(m)] + _widget_texts(window)
     assert any("CANARYNAME7731" in t for t in shown), "the panels did show the vault's data"
+    for panel in window.panels:
+        assert not panel._stale, f"{panel.title} was never filled"
     unlocked_controller.lock()
     assert window.stack.currentWidget() is window.unlock_page
     left_models = [t for m in window.findChildren(QAbstractItemModel) for t in _model_texts(m)]

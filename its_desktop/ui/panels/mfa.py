@@ -402,10 +402,12 @@ class MfaPanel(Panel):
             self.clear()
             return
         rows = []
-        for secret in vault.secrets():
-            if secret.type is SecretType.TOTP:
-                fields = secret.fields
-                rows.append(AccountRow(secret.name, fields.get("issuer", ""), fields.get("account", ""),
+        # The listing summaries find the accounts without decoding every record; only the
+        # accounts' own records are read (their fields: issuer, account, kind).
+        for summary in vault.summaries():
+            if summary.type == SecretType.TOTP.value:
+                fields = vault.peek(summary.name).fields
+                rows.append(AccountRow(summary.name, fields.get("issuer", ""), fields.get("account", ""),
                                        fields.get("kind", "totp")))
         self.accounts.sync(sorted(rows, key=lambda r: r.name))
         self.slots.sync([SlotRow(s.id, s.kind, s.name, s.created) for s in vault.slots])
