@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QStackedWidget, QTabWidget
 
@@ -26,6 +27,9 @@ def panel_classes() -> tuple[type[Panel], ...]:
     return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SettingsPanel)
 
 
+PANELS_DELAY_MS = 300
+
+
 class MainWindow(QMainWindow):
     def __init__(self, controller: VaultController) -> None:
         super().__init__()
@@ -36,9 +40,10 @@ class MainWindow(QMainWindow):
         self.unlock_page = UnlockPage(controller)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Panels")
-        self.panels: list[Panel] = [cls(controller) for cls in panel_classes()]
-        for panel in self.panels:
-            self.tabs.addTab(panel, panel.title)
+        # The tabs are built just after the unlock page is on screen (or at unlock, if sooner):
+        # the unlock page must appear fast, and nobody types a password in 300 ms.
+        self._panels: list[Panel] | None = None
+        QTimer.singleShot(PANELS_DELAY_MS, self.ensure_panels)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.unlock_page)
         self.stack.addWidget(self.tabs)
@@ -66,7 +71,23 @@ class MainWindow(QMainWindow):
         self.unlock_page.open_other.connect(self.open_vault)
         self._show_unlock()
 
+    @property
+    def panels(self) -> list[Panel]:
+        return self.ensure_panels()
+
+    def ensure_panels(self) -> list[Panel]:
+        if self._panels is None:
+            self._panels = [cls(self.controller) for cls in panel_classes()]
+            for panel in self._panels:
+                panel.deferred = True  # a hidden tab fills itself when first shown
+                self.tabs.addTab(panel, panel.title)
+            if self.controller.vault is not None:  # built after the unlock was announced
+                for panel in self._panels:
+                    panel.follow_vault()
+        return self._panels
+
     def _show_panels(self) -> None:
+        self.ensure_panels()
         self.stack.setCurrentWidget(self.tabs)
         self.lock_action.setEnabled(True)
         self.vault_label.setText(str(self.controller.path))
