@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .totp import add_totp_commands
 
     add_totp_commands(command("totp", "one-time-code accounts: add one, print its code, export its QR code"), common)
+    from .remote import add_sync_commands
+
+    add_sync_commands(command, common)  # remote, sync
     return parser
 
 
