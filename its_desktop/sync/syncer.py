@@ -21,8 +21,8 @@ Faults lose nothing and a rerun converges:
 - a pull or local deletion is written only if the local secret still has the content the plan
   saw, checked under the vault's writer lock, so an edit made meanwhile is never overwritten.
 
-The vault has no public batch write yet, so ``_save`` uses ``Vault._mutate``, the primitive
-under every public change (writer lock, newest generation, write-ahead audit, atomic save).
+A batch is saved with ``Vault.apply`` (writer lock, newest generation, write-ahead audit,
+atomic save), once per batch rather than once per secret.
 """
 
 from __future__ import annotations
@@ -441,7 +441,7 @@ class Syncer:
                                 f"{counts[Op.DELETE_REMOTE] + counts[Op.DELETE_LOCAL]} deleted")
             return events
 
-        self.vault._mutate(mutation)  # noqa: SLF001 - see the module docstring
+        self.vault.apply(mutation)
         again |= changed_meanwhile
         for op, name, copy in applied:
             if op is Op.PUSH:

@@ -23,8 +23,9 @@ def panel_classes() -> tuple[type[Panel], ...]:
     from .panels.rotation import RotationPanel
     from .panels.secrets import SecretsPanel
     from .panels.settings import SettingsPanel
+    from .panels.sync import SyncPanel
 
-    return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SettingsPanel)
+    return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SyncPanel, SettingsPanel)
 
 
 PANELS_DELAY_MS = 300

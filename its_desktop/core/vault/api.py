@@ -600,6 +600,12 @@ class Vault:
 
         self._mutate(change)
 
+    def apply(self, mutation: Mutation) -> None:
+        """Run ``mutation`` on the newest body and slots under the writer lock and save once:
+        for services that change many secrets and settings together (a sync batch). It
+        returns the audit events to write ahead of the save; raising changes nothing."""
+        self._mutate(mutation)
+
     def record(self, op: str, name: str | None = None, outcome: str = "ok", detail: str | None = None) -> None:
         """Append an event that changes nothing in the vault (an export, a copy to clipboard)."""
         self._append([self._event(op, name, outcome=outcome, detail=detail)])
