@@ -32,6 +32,8 @@ test: system-deps $(STAMP)
 bench: system-deps $(STAMP)
 	@bash packaging/install-system-deps.sh $(BENCH_PACKAGES)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bench_sync.py
+	$(PY) benchmarks/bench_agent.py
 
 soak: system-deps $(STAMP)
 	QT_QPA_PLATFORM=offscreen ITS_CRASH_KILLS=5000 $(PY) -m pytest -q -s -m slow

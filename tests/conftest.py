@@ -39,6 +39,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "ITS_LOCK_TIMEOUT": "20",
+        "ITS_AGENT_DIR": str(tmp_path / "agent"),  # no agent unless a test starts one here
     })
     return env
 

@@ -149,6 +149,15 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from .agent import via_agent
+
+    reply = via_agent(args, lambda agent, prompt: agent.read(args.name, args.field, prompt=prompt))
+    if reply is not None:  # an unlocked agent serves this vault: no key derivation
+        value = reply["value"]
+        if reply.get("expired"):
+            io.warn(f"secret '{args.name}' expired on {reply['expired']}")
+        sys.stdout.write(value + "\n")
+        return 0
     with open_vault(args) as vault:
         secret = vault.get(args.name)
         value = secret.value if args.field is None else secret.field(args.field)
@@ -159,16 +168,13 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_vault(args) as vault:
-        accessed = vault.last_access()
-        now = vault.clock()
-        rows = []
-        for summary in vault.summaries():
-            meta = summary.metadata()
-            when = accessed.get(summary.name)
-            meta["last_accessed"] = when.isoformat(timespec="seconds") if when else None
-            meta["status"] = summary.status(now).value
-            rows.append(meta)
+    from ..agent.listing import listing_rows
+    from .agent import via_agent
+
+    rows = via_agent(args, lambda agent, prompt: agent.list_rows(prompt=prompt))
+    if rows is None:
+        with open_vault(args) as vault:
+            rows = listing_rows(vault)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")

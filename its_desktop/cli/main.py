@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .remote import add_sync_commands
 
     add_sync_commands(command, common)  # remote, sync
+    from .agent import add_agent_commands
+
+    add_agent_commands(command, common)  # agent, grant, lock, run
     return parser
 
 

@@ -330,7 +330,7 @@ class AuditLog:
         latest: dict[str, str] = {}
         for line, complete in self._lines():
             doc = self._parse_line(line)
-            if doc and complete and doc.get("op") == "read" and doc.get("name"):
+            if doc and complete and doc.get("op") == "read" and doc.get("outcome") == "ok" and doc.get("name"):
                 latest[doc["name"]] = doc["time"]
         result = {}
         for token, when in latest.items():

@@ -64,6 +64,9 @@ class MainWindow(QMainWindow):
         self.autolock = AutoLock(controller, controller.settings, parent=self)
         QApplication.instance().installEventFilter(self.autolock)
         self.tray = Tray(controller, self, self.windowIcon())
+        from .agent_bridge import AgentBridge
+
+        self.agent = AgentBridge(controller, self)  # serves local bots while unlocked
         self.clipboard = shared_clipboard()
         self.clipboard.timeout_seconds = controller.settings.clipboard_seconds
         controller.settings_updated.connect(lambda s: setattr(self.clipboard, "timeout_seconds", s.clipboard_seconds))
@@ -110,6 +113,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.controller.lock(quick=False)
         self.clipboard.clear_now()
+        self.agent.shutdown()
         QApplication.instance().removeEventFilter(self.autolock)
         self.tray.icon.hide()
         super().closeEvent(event)

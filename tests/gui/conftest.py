@@ -12,6 +12,7 @@ from its_desktop.ui.window import MainWindow
 def private_settings(tmp_path, monkeypatch):
     """Settings the panels save go to the test's folder, never the user's."""
     monkeypatch.setenv("ITS_SETTINGS_PATH", str(tmp_path / "settings.json"))
+    monkeypatch.setenv("ITS_AGENT_DIR", str(tmp_path / "agent"))  # the window's agent socket
 
 
 @pytest.fixture

@@ -330,6 +330,8 @@ class Vault:
 
     def refresh(self) -> bool:
         """Pick up changes another process saved since we last looked; True if there were."""
+        if file_stamp(self.path) == self._stamp:  # the common case, without waiting on the guard
+            return False
         with self._guard:
             if file_stamp(self.path) != self._stamp:
                 self._reload()
@@ -599,6 +601,11 @@ class Vault:
             return [self._event("factor-rm", detail=f"slot {slot_id}")]
 
         self._mutate(change)
+
+    def record_events(self, events: list[AuditEvent]) -> None:
+        """Append events made elsewhere, each with its own actor (the agent's clients), in
+        one locked, fsynced append."""
+        self._append(list(events))
 
     def apply(self, mutation: Mutation) -> None:
         """Run ``mutation`` on the newest body and slots under the writer lock and save once:
