@@ -27,6 +27,7 @@ import _socket
 import _thread
 
 from .agent import protocol as _wire
+from .envconfig import RedactedDict, alert_config, database_config, env_name  # noqa: F401 (RedactedDict, env_name: re-exported)
 from .agent.protocol import (  # noqa: F401 (re-exported: what callers catch)
     AccessDenied,
     AgentError,
@@ -259,20 +260,6 @@ def get_secret(name: str, field: str | None = None) -> str:
     return _client().get(name, field)
 
 
-def env_name(secret_name: str) -> str:
-    """``brokers/ibkr/api_key`` → ``BROKERS_IBKR_API_KEY``: where a bot kept it before."""
-    out, gap = [], False
-    for char in secret_name:
-        if char.isascii() and char.isalnum():
-            if gap and out:
-                out.append("_")
-            out.append(char.upper())
-            gap = False
-        else:
-            gap = True
-    return "".join(out)
-
-
 def get_its_secret(name: str, default: str | None = None, *, env_fallback: bool = False) -> str | None:
     """The secret's value; ``default`` when the vault has no such secret. With
     ``env_fallback``, ``$NAME_IN_CAPS`` (or ``$name``) is used when the vault has no such
@@ -293,29 +280,24 @@ def _from_env(name: str, default: str | None) -> str | None:
     return os.environ.get(env_name(name), os.environ.get(name, default))
 
 
-class RedactedDict(dict):
-    """A dict whose repr hides anything that looks secret, so a config logged by accident does
-    not leak (the same as ``its_desktop.integration``'s)."""
+def _reader(env_fallback: bool, missing_ok: bool):
+    """A secret reader for ``envconfig``: (value, fields), or None when the secret is missing
+    (if that is fine) or cannot be read and the caller asked for the environment."""
 
-    _SENSITIVE = ("password", "token", "secret", "webhook")
+    def read(name: str) -> tuple[str, dict] | None:
+        try:
+            value, fields = _client().get_with_fields(name)
+        except AgentSecretNotFound:
+            if missing_ok or env_fallback:
+                return None
+            raise
+        except AgentError:
+            if env_fallback:
+                return None
+            raise
+        return value, fields
 
-    def __repr__(self) -> str:
-        shown = {k: ("***" if any(s in k for s in self._SENSITIVE) and v else v) for k, v in self.items()}
-        return f"{type(self).__name__}({shown!r})"
-
-    __str__ = __repr__
-
-
-def _secret_with_fields(name: str, fields: tuple, env_fallback: bool) -> dict | None:
-    """{"value": ..., field: ... (None if absent)} for a secret read through the agent; None
-    when it cannot be read and the caller asked for the environment instead."""
-    try:
-        value, present = _client().get_with_fields(name)
-        return {"value": value, **{field: present.get(field) for field in fields}}
-    except AgentError:
-        if env_fallback:
-            return None
-        raise
+    return read
 
 
 def get_database_config(name: str | None = None, *, env_fallback: bool = False) -> dict:
@@ -324,49 +306,11 @@ def get_database_config(name: str | None = None, *, env_fallback: bool = False) 
     database). With ``env_fallback``, ``DB_*`` or libpq's ``PG*`` variables when it cannot be
     read."""
     name = name or os.environ.get("ITS_DATABASE_SECRET", "database/main")
-    secret = _secret_with_fields(name, ("host", "port", "user", "username", "dbname", "database"), env_fallback)
-    if secret is not None:
-        config = {"host": secret["host"], "port": secret["port"], "user": secret["user"] or secret["username"],
-                  "password": secret["value"], "dbname": secret["dbname"] or secret["database"]}
-    else:
-        env = os.environ
-        config = {"host": env.get("DB_HOST", env.get("PGHOST")), "port": env.get("DB_PORT", env.get("PGPORT")),
-                  "user": env.get("DB_USER", env.get("PGUSER")),
-                  "password": env.get("DB_PASSWORD", env.get("PGPASSWORD")),
-                  "dbname": env.get("DB_NAME", env.get("PGDATABASE"))}
-    config["port"] = int(config["port"]) if config["port"] else None
-    return RedactedDict(config)
-
-
-# Each alert channel: vault secret, its value's key, its fields' keys, and the environment
-# variables used before (the same layout as ``its_desktop.integration``).
-_ALERT_CHANNELS = {
-    "alerts/telegram": ("telegram_bot_token", {"chat_id": "telegram_chat_id"},
-                        {"telegram_bot_token": "TELEGRAM_BOT_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID"}),
-    "alerts/slack": ("slack_webhook_url", {}, {"slack_webhook_url": "SLACK_WEBHOOK_URL"}),
-    "alerts/email": ("smtp_password", {"host": "smtp_host", "port": "smtp_port", "user": "smtp_user",
-                                       "from": "email_from", "to": "email_to"},
-                     {"smtp_password": "SMTP_PASSWORD", "smtp_host": "SMTP_HOST", "smtp_port": "SMTP_PORT",
-                      "smtp_user": "SMTP_USER", "email_from": "ALERT_EMAIL_FROM", "email_to": "ALERT_EMAIL_TO"}),
-}
+    return database_config(_reader(env_fallback, missing_ok=False)(name), from_env=env_fallback)
 
 
 def get_alert_config(*, env_fallback: bool = False) -> dict:
-    """Telegram, Slack and e-mail alert settings from ``alerts/telegram`` (value: bot token,
-    field chat_id), ``alerts/slack`` (value: webhook URL) and ``alerts/email`` (value: SMTP
-    password; fields host, port, user, from, to). A channel the vault does not hold is left
-    empty (None), or, with ``env_fallback``, read from the usual environment variables."""
-    config: dict = {}
-    for secret_name, (value_key, field_keys, env_keys) in _ALERT_CHANNELS.items():
-        try:
-            secret = _secret_with_fields(secret_name, tuple(field_keys), env_fallback)
-        except AgentSecretNotFound:
-            secret = None
-        if secret is not None:
-            config[value_key] = secret["value"]
-            for field, key in field_keys.items():
-                config[key] = secret[field]
-        else:
-            for key, var in env_keys.items():
-                config[key] = os.environ.get(var) if env_fallback else None
-    return RedactedDict(config)
+    """Telegram, Slack and e-mail alert settings (see ``envconfig.alert_config``); a channel
+    the vault does not hold is left empty (None), or, with ``env_fallback``, read from the usual
+    environment variables."""
+    return alert_config(_reader(env_fallback, missing_ok=True), from_env=env_fallback)

@@ -150,12 +150,17 @@ def test_the_client_imports_nothing_heavy():
     assert out.stdout.strip() == ""
 
 
-def test_env_names_match_the_foundation_helpers():
+def test_env_names_are_where_bots_kept_them():
+    """One mapping for both helper sets (client and integration share envconfig)."""
+    import re
+
     from its_desktop.client import env_name
     from its_desktop.integration import env_name as foundation
 
+    assert env_name is foundation
     for name in ("brokers/ibkr/api_key", "a--b//c", "__x__", "ünï/cødé", "db.main-2", "", "///"):
-        assert env_name(name) == foundation(name), name
+        assert env_name(name) == re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper(), name
+    assert env_name("brokers/ibkr/api_key") == "BROKERS_IBKR_API_KEY"
 
 
 # -- peers ----------------------------------------------------------------------------------------------
