@@ -11,14 +11,11 @@ from typing import Callable
 
 from PySide6.QtCore import QItemSelectionModel, QTimer
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +28,7 @@ from ...core.secrets import SecretType
 from ..controller import VaultController
 from ..models.rotation_model import STATUS_LABELS, Column, RotationModel, StatusFilter
 from ..widgets.timeline import RotationTimeline
+from ..widgets.tables import row_table
 from .base import Panel
 
 TICK_MS = 60_000
@@ -64,16 +62,7 @@ class RotationPanel(Panel):
         self.summary = QLabel()
         self.summary.setAccessibleName("Rotation summary")
 
-        self.table = QTableView()
-        self.table.setAccessibleName("Rotation schedule")
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(self.proxy, "Rotation schedule", Column.NAME)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
 
         self.mark_button = QPushButton("&Mark rotated")

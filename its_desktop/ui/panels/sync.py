@@ -17,14 +17,12 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QObject, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -33,7 +31,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +41,7 @@ from ...sync.engine import Choice, Item, Op, Plan
 from ...sync.remotes import Remote, add_remote, list_remotes, make_remote, remove_remote
 from ...sync.syncer import Progress, SyncResult, Syncer
 from ..controller import VaultController
+from ..widgets.tables import row_table
 from .base import Panel
 
 log = logging.getLogger(__name__)
@@ -269,16 +267,7 @@ class SyncPanel(Panel):
         self.status = QLabel(wordWrap=True)
         self.status.setAccessibleName("Sync status")
 
-        self.table = QTableView()
-        self.table.setAccessibleName("Sync plan")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(self.model, "Sync plan", Column.NAME)
         self.table.selectionModel().selectionChanged.connect(self._show_conflict)
 
         self.here = self._side_box("Here")
