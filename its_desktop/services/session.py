@@ -67,6 +67,7 @@ class Session:
 
         openers = openers_for(peek_header(self.path).slots, password, prompter, kind, on_rearm=self._keep)
         self.vault = Vault.open(self.path, password, openers=tuple(openers), actor=self.actor, clock=self.vault_clock)
+        self.vault.flush_audit()  # here, on the caller's (worker) thread
         self._full_unlock_at = self.clock()
         return self.vault
 
@@ -164,6 +165,7 @@ class Session:
         if rearmed is not None:
             rearm.slot = rearmed
         self._keep(rearm)
+        self.vault.flush_audit()
         return self.vault
 
 

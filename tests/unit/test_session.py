@@ -130,3 +130,15 @@ def test_step_up_with_a_touch_of_the_same_key(keyed_vault, tmp_path, monkeypatch
     assert not session.confirm_with_key(QuietPrompter())
     outcomes = [r.event.outcome for r in session.vault.audit_records() if r.event.op == "reauth"]
     assert outcomes == ["ok", "failed"]
+
+
+def test_the_unlock_record_is_written_by_the_unlock_itself(keyed_vault, monkeypatch):
+    """The GUI unlocks on a worker thread; the first reader of the log must not pay the fsync."""
+    from its_desktop.core.audit import AuditFiles
+
+    monkeypatch.delenv("ITS_EMULATED_KEYS")
+    session = _session(keyed_vault, Clock())
+    before = AuditFiles.beside(keyed_vault).log.read_bytes().count(b"\n")
+    vault = session.unlock(PASSWORD, QuietPrompter())
+    assert not vault._queued
+    assert AuditFiles.beside(keyed_vault).log.read_bytes().count(b"\n") == before + 1

@@ -602,6 +602,12 @@ class Vault:
 
         self._mutate(change)
 
+    def flush_audit(self) -> None:
+        """Write the queued unlock record now (a GUI does it off its own thread, so the first
+        reader of the log does not wait on an fsync)."""
+        if self._queued:
+            self._append([])
+
     def record_events(self, events: list[AuditEvent]) -> None:
         """Append events made elsewhere, each with its own actor (the agent's clients), in
         one locked, fsynced append."""
