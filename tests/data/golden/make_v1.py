@@ -10,6 +10,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from its_desktop.core.audit import Actor
 from its_desktop.core.crypto import Argon2Params
 from its_desktop.core.vault.api import Vault
 
@@ -27,7 +28,8 @@ def main() -> None:
     for old in HERE.glob("v1.its*"):
         old.unlink()
     clock = lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)  # noqa: E731
-    vault = Vault.create(path, PASSWORD, kdf=Argon2Params(8 * 1024, 1, 1), clock=clock)
+    actor = Actor("api", 1000, "make_v1.py")  # fixed: no machine's paths or pids in the files
+    vault = Vault.create(path, PASSWORD, kdf=Argon2Params(8 * 1024, 1, 1), clock=clock, actor=actor)
     code = vault.take_recovery_code()
     for name, (kind, value, fields) in SECRETS.items():
         vault.set(name, value, type=kind, fields=fields, tags={"golden": "v1"})
