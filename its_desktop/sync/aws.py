@@ -213,6 +213,9 @@ class AwsBackend:
             return BackendError(f"{self.where} answered {code}: {one_line(exc.response.get('Error', {}).get('Message', ''))}")
         if isinstance(exc, botocore.exceptions.BotoCoreError):
             return BackendError(f"{self.where}: {one_line(exc)}")
+        if isinstance(exc, (KeyError, ValueError, TypeError)):
+            # An answer missing what every answer carries: a server dying mid-reply sends that.
+            return BackendError(f"{self.where} gave an incomplete answer (is it shutting down?)")
         return BackendError(f"{self.where}: unexpected {type(exc).__name__}")
 
 

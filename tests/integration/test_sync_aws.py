@@ -214,7 +214,10 @@ def test_server_killed_mid_sync_loses_nothing_and_a_rerun_converges(tmp_path, mo
 
         with Syncer(vault, remote, batch_size=25) as syncer, pytest.raises(BackendError) as failure:
             syncer.apply(progress=progress)
-        assert str(failure.value) == f"cannot reach AWS Secrets Manager ({REGION} at {moto.url}): the connection failed"
+        # A request in flight when the server dies sees a refused connection or a cut-off answer.
+        where = f"AWS Secrets Manager ({REGION} at {moto.url})"
+        assert str(failure.value) in (f"cannot reach {where}: the connection failed",
+                                      f"{where} gave an incomplete answer (is it shutting down?)")
         saved = len(vault.settings()["sync"]["aws"])
         assert 100 <= saved < count
     with Vault.open(tmp_path / "a" / "vault.its", PASSWORD) as vault:
