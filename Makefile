@@ -11,6 +11,8 @@ SYSTEM_PACKAGES := swig libpcsclite-dev gcc python3-dev libegl1 libgl1 libglib2.
 	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 xvfb xauth \
 	dbus-daemon dbus-bin
 BENCH_PACKAGES := keepassxc
+# a real PostgreSQL server (started by a test fixture) for the database rotator's tests
+TEST_PACKAGES := postgresql
 
 .PHONY: run test bench soak screenshots system-deps clean
 
@@ -27,6 +29,7 @@ run: system-deps $(STAMP)
 	$(VENV)/bin/its-desktop
 
 test: system-deps $(STAMP)
+	@bash packaging/install-system-deps.sh $(TEST_PACKAGES)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: system-deps $(STAMP)
@@ -36,6 +39,7 @@ bench: system-deps $(STAMP)
 	$(PY) benchmarks/bench_agent.py
 
 soak: system-deps $(STAMP)
+	@bash packaging/install-system-deps.sh $(TEST_PACKAGES)
 	QT_QPA_PLATFORM=offscreen ITS_CRASH_KILLS=5000 $(PY) -m pytest -q -s -m slow
 
 clean:

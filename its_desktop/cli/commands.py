@@ -114,7 +114,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    from ..core.passwords import generate_password
     from ..core.rotation import RotationPolicy
 
     from ..core.secrets import SecretType
@@ -129,6 +128,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     if args.rotate_every is not None and args.rotate_every < 1:
         raise UsageError("--rotate-every must be at least 1 day")
     rotation = RotationPolicy(args.rotate_every) if args.rotate_every else None
+    rotator, policy = _rotation_options(args)
     with open_vault(args) as vault:
         value: str | None
         if args.value_stdin:
@@ -136,16 +136,45 @@ def cmd_set(args: argparse.Namespace) -> int:
             if not value:
                 raise InvalidInput("standard input is empty: nothing stored (an empty value is almost always a mistake)")
         elif args.generate:
-            value = generate_password(args.length)
+            value = _generator(vault, args.name, policy).generate()
         elif io.interactive():
             value = io.prompt_secret("Value (empty keeps the current one)") or None
         else:
             value = None
         secret = vault.set(args.name, value, type=kind, fields=fields, tags=tags,
-                           description=args.description, expires_at=expires, rotation=rotation)
+                           description=args.description, expires_at=expires, rotation=rotation,
+                           rotator=rotator, value_policy=policy)
     verb = "created" if secret.version == 1 and secret.created == secret.updated else "updated"
     io.info(f"{verb} {secret.name} (version {secret.version})")
     return 0
+
+
+def _rotation_options(args: argparse.Namespace):
+    """``--rotator``, and ``--length``/``--alphabet`` as the secret's value policy (None: keep)."""
+    from ..core.passwords import DEFAULT_ALPHABET, DEFAULT_LENGTH, ValuePolicy
+    from ..rotators.registry import check_name
+
+    try:
+        rotator = check_name(args.rotator) if args.rotator else None
+        policy = None
+        if args.length is not None or args.alphabet is not None:
+            policy = ValuePolicy(args.length or DEFAULT_LENGTH, args.alphabet or DEFAULT_ALPHABET)
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
+    return rotator, policy
+
+
+def _generator(vault: Vault, name: str, policy):
+    """The policy a generated value follows: the one given, else the secret's, else the default."""
+    from ..core.errors import SecretNotFound
+    from ..core.passwords import ValuePolicy
+
+    if policy is not None:
+        return policy
+    try:
+        return vault.peek(name).value_policy or ValuePolicy()
+    except SecretNotFound:
+        return ValuePolicy()
 
 
 def cmd_get(args: argparse.Namespace) -> int:

@@ -61,12 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--value-stdin", action="store_true", help="read the value from standard input")
     source.add_argument("--generate", action="store_true", help="generate a random value")
-    p.add_argument("--length", type=int, default=32, help="length of a generated value (default 32)")
+    p.add_argument("--length", type=int, metavar="N", help="length of generated and rotated values (default 32)")
+    p.add_argument("--alphabet", metavar="A", help="characters of generated and rotated values: password (default), "
+                                                  "alnum, hex, digits, base64url")
     p.add_argument("--field", action="append", default=[], metavar="K=V", help="a named field (not secret: argv is visible)")
     p.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag")
     p.add_argument("--description", metavar="TEXT")
     p.add_argument("--expires", metavar="YYYY-MM-DD", help="expiry date (UTC)")
     p.add_argument("--rotate-every", type=int, metavar="DAYS", help="rotation policy in days")
+    p.add_argument("--rotator", metavar="R", help="how it is rotated: generated, postgresql, openbao, aws, manual")
 
     p = command("get", "print a secret's value")
     p.add_argument("name")
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .agent import add_agent_commands
 
     add_agent_commands(command, common)  # agent, grant, lock, run
+    from .rotation import add_rotation_commands
+
+    add_rotation_commands(command, common)  # rotate, schedule
     return parser
 
 

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from .errors import FieldNotFound, InvalidInput, VersionNotFound
+from .passwords import ValuePolicy
 from .rotation import RotationPolicy, RotationStatus, rotation_due, rotation_status
 
 HISTORY_DEPTH = 10
@@ -80,6 +81,26 @@ class SecretVersion:
 
 
 @dataclass(frozen=True)
+class PendingRotation:
+    """A rotation's new value between its create and finish steps.
+
+    It is saved before the owner of the credential (a database, a remote store) is touched, so
+    whichever of the current and the pending value works, the vault holds it; the next
+    rotation of the secret resumes from here."""
+
+    value: str = field(repr=False)
+    rotator: str
+    started: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "rotator": self.rotator, "started": _iso(self.started)}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> PendingRotation:
+        return cls(str(raw["value"]), str(raw["rotator"]), _parse_time(raw["started"]))
+
+
+@dataclass(frozen=True)
 class Secret:
     name: str
     value: str = field(repr=False)
@@ -98,10 +119,15 @@ class Secret:
     version: int = 1
     history: tuple[SecretVersion, ...] = field(repr=False, default=())
     high_value: bool = False  # reveal or copy asks for the password or a key touch again
+    rotator: str | None = None  # how `rotate` makes the next value (None: by hand)
+    value_policy: ValuePolicy | None = None  # what a generated value looks like
+    rotate_requested: datetime | None = None  # "rotate now" (an emergency lockdown sets it)
+    pending: PendingRotation | None = field(repr=False, default=None)
 
     def with_value(self, value: str, fields: dict[str, str] | None = None, *, now: datetime,
-                   rotated: bool = False) -> Secret:
-        """A new version: the current value goes into history (the last 10 are kept)."""
+                   rotated: bool = False, answers_request: bool = True) -> Secret:
+        """A new version: the current value goes into history (the last 10 are kept). A new
+        value answers a "rotate now" request (a restored old one does not)."""
         previous = SecretVersion(self.version, self.value, dict(self.fields), self.value_updated)
         history = (self.history + (previous,))[-HISTORY_DEPTH:]
         return replace(
@@ -109,13 +135,14 @@ class Secret:
             version=self.version + 1, history=history, updated=now, value_updated=now,
             rotation_count=self.rotation_count + (1 if rotated else 0),
             last_rotated=now if rotated else self.last_rotated,
+            rotate_requested=None if answers_request else self.rotate_requested,
         )
 
     def restored(self, version: int, *, now: datetime) -> Secret:
         old = next((v for v in self.history if v.version == version), None)
         if old is None:
             raise VersionNotFound(self.name, version)
-        return self.with_value(old.value, old.fields, now=now)
+        return self.with_value(old.value, old.fields, now=now, answers_request=False)
 
     def field(self, key: str) -> str:
         if key not in self.fields:
@@ -127,8 +154,12 @@ class Secret:
         return [*self.history, SecretVersion(self.version, self.value, dict(self.fields), self.value_updated)]
 
     def rotation_due(self) -> datetime | None:
-        """Counted from the last change of value, so any new value re-arms the schedule."""
-        return rotation_due(self.rotation, self.value_updated)
+        """Counted from the last change of value, so any new value re-arms the schedule; a
+        "rotate now" request makes it due at once."""
+        due = rotation_due(self.rotation, self.value_updated)
+        if self.rotate_requested is not None:
+            due = self.rotate_requested if due is None else min(due, self.rotate_requested)
+        return due
 
     def status(self, now: datetime) -> RotationStatus:
         notify = self.rotation.notify_days if self.rotation else 7
@@ -137,7 +168,11 @@ class Secret:
     def record(self) -> dict[str, Any]:
         """What the vault stores beside the summary: the value, the fields' values and the
         history (``metadata()`` holds the rest), so nothing is written twice."""
-        return {"value": self.value, "fields": self.fields, "history": [v.to_json() for v in self.history]}
+        record: dict[str, Any] = {"value": self.value, "fields": self.fields,
+                                  "history": [v.to_json() for v in self.history]}
+        if self.pending is not None:
+            record["pending"] = self.pending.to_json()
+        return record
 
     @classmethod
     def from_parts(cls, summary: SecretSummary, record: dict) -> Secret:
@@ -152,7 +187,10 @@ class Secret:
             rotation_count=int(summary.rotation_count), last_rotated=_parse_time(summary.last_rotated),
             version=int(summary.version),
             history=tuple(SecretVersion.from_json(v) for v in record["history"]),
-            high_value=bool(summary.high_value),
+            high_value=bool(summary.high_value), rotator=summary.rotator,
+            value_policy=ValuePolicy(*summary.value_policy) if summary.value_policy else None,
+            rotate_requested=_parse_time(summary.rotate_requested),
+            pending=PendingRotation.from_json(record["pending"]) if record.get("pending") else None,
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -168,6 +206,10 @@ class Secret:
             "notify_days": self.rotation.notify_days if self.rotation else None,
             "rotation_due": _iso(self.rotation_due()), "rotation_count": self.rotation_count,
             "last_rotated": _iso(self.last_rotated), "high_value": self.high_value,
+            "rotator": self.rotator,
+            "value_policy": [self.value_policy.length, self.value_policy.alphabet] if self.value_policy else None,
+            "rotate_requested": _iso(self.rotate_requested),
+            "pending_since": _iso(self.pending.started) if self.pending else None,
         }
 
     def summary(self) -> SecretSummary:
@@ -177,7 +219,8 @@ class Secret:
 class SecretSummary(NamedTuple):
     """A secret's listing row: what ``metadata()`` holds, times kept as ISO strings (UTC, so
     they sort as text) and parsed only when asked. Holds no value. Stored in the vault as a
-    JSON array in this field order, which parses and builds fast for 10,000 rows."""
+    JSON array in this field order, which parses and builds fast for 10,000 rows. Fields
+    added later have defaults and come last, so rows written before them still read."""
 
     name: str
     id: str
@@ -196,10 +239,19 @@ class SecretSummary(NamedTuple):
     rotation_count: int
     last_rotated: str | None
     high_value: bool
+    rotator: str | None = None
+    value_policy: list | None = None  # [length, alphabet]
+    rotate_requested: str | None = None
+    pending_since: str | None = None  # a rotation started then and has not finished
 
     @classmethod
     def from_metadata(cls, raw: dict[str, Any]) -> SecretSummary:
         return cls._make(raw[name] for name in cls._fields)
+
+    @classmethod
+    def from_row(cls, row: list) -> SecretSummary:
+        """A stored row; one from before the later fields gets their defaults."""
+        return cls(*row)
 
     def metadata(self) -> dict[str, Any]:
         return self._asdict()

@@ -343,7 +343,8 @@ class Vault:
     def set(self, name: str, value: str | None = None, *, type: SecretType | str | None = None,
             fields: dict[str, str] | None = None, tags: dict[str, str] | None = None,
             description: str | None = None, expires_at: datetime | None = None,
-            rotation=None, high_value: bool | None = None, replace_metadata: bool = False) -> Secret:
+            rotation=None, high_value: bool | None = None, rotator: str | None = None,
+            value_policy=None, replace_metadata: bool = False) -> Secret:
         """Create a secret, or update it: a new value makes a new version; fields and tags are
         merged into the existing ones and None leaves a setting as it was (the CLI's way).
         With ``replace_metadata`` (an editor that shows everything), tags, expiry and rotation
@@ -361,7 +362,8 @@ class Vault:
                 secret = Secret(name=name, value=value, type=kind or SecretType.GENERIC,
                                 fields=dict(fields or {}), tags=dict(tags or {}), description=description or "",
                                 created=now, updated=now, value_updated=now, expires_at=expires_at,
-                                rotation=rotation, high_value=bool(high_value))
+                                rotation=rotation, high_value=bool(high_value), rotator=rotator,
+                                value_policy=value_policy)
                 op = "create"
             else:
                 merged_fields = {**old.fields, **(fields or {})}
@@ -378,6 +380,8 @@ class Vault:
                     expires_at=old.expires_at if keep and expires_at is None else expires_at,
                     rotation=old.rotation if keep and rotation is None else rotation, updated=now,
                     high_value=old.high_value if high_value is None else high_value,
+                    rotator=old.rotator if keep and rotator is None else rotator,
+                    value_policy=old.value_policy if keep and value_policy is None else value_policy,
                 )
                 op = "update"
             c.body.put(secret)
@@ -441,6 +445,85 @@ class Vault:
         self._mutate(change)
         return result[0]
 
+    def begin_rotation(self, name: str, value: str, rotator: str) -> Secret:
+        """A rotation's create step: save the new value as pending before anything outside the
+        vault changes, so a crash later still leaves the working value in the vault."""
+        from ..secrets import PendingRotation
+
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            if old.pending is not None:
+                raise InvalidInput(f"a rotation of '{name}' is already under way (resume it with 'its-vault rotate {name}')")
+            secret = replace(old, pending=PendingRotation(value, rotator, self.clock()), updated=self.clock())
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event("rotate-create", name, detail=rotator)]
+
+        self._mutate(change)
+        return result[0]
+
+    def finish_rotation(self, name: str, detail: str,
+                        edit_settings: Callable[[dict, Secret], None] | None = None) -> Secret:
+        """A rotation's finish step: the pending value becomes current, the previous one goes
+        to history, the schedule re-arms. ``edit_settings`` (e.g. a sync base moving to the
+        version just written) is saved in the same write."""
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            if old.pending is None:
+                raise InvalidInput(f"no rotation of '{name}' is under way")
+            secret = replace(old.with_value(old.pending.value, now=self.clock(), rotated=True), pending=None)
+            c.body.put(secret)
+            if edit_settings is not None:
+                edit_settings(c.body.settings, secret)
+            result.append(secret)
+            return [self._event("rotate-finish", name, detail=detail)]
+
+        self._mutate(change)
+        return result[0]
+
+    def abandon_rotation(self, name: str, reason: str) -> Secret:
+        """Forget a pending value that is known to be used nowhere (its set step never ran)."""
+        result: list[Secret] = []
+
+        def change(c: Change) -> list[AuditEvent]:
+            old = c.body.get(name)
+            if old is None:
+                raise SecretNotFound(name)
+            secret = replace(old, pending=None, updated=self.clock())
+            c.body.put(secret)
+            result.append(secret)
+            return [self._event("rotate-abandon", name, detail=reason)]
+
+        self._mutate(change)
+        return result[0]
+
+    def request_rotation(self, names: list[str] | None = None, detail: str | None = None) -> int:
+        """Mark secrets "rotate now" (every secret when ``names`` is None), in one save: the
+        schedule shows them overdue until each has a new value. Returns how many."""
+        marked: list[int] = [0]
+
+        def change(c: Change) -> list[AuditEvent]:
+            now = self.clock()
+            for name in c.body.names() if names is None else names:
+                old = c.body.get(name)
+                if old is None:
+                    raise SecretNotFound(name)
+                if old.rotate_requested is None:
+                    c.body.put(replace(old, rotate_requested=now))
+                    marked[0] += 1
+            return [self._event("rotate-request", detail=detail or f"{marked[0]} secrets")]
+
+        self._mutate(change)
+        return marked[0]
+
     def mark_rotated(self, name: str) -> Secret:
         """The value was rotated elsewhere and is unchanged here (e.g. a key re-issued with the
         same secret): record the rotation and re-arm the schedule."""
@@ -451,7 +534,8 @@ class Vault:
             if old is None:
                 raise SecretNotFound(name)
             now = self.clock()
-            secret = replace(old, rotation_count=old.rotation_count + 1, last_rotated=now, value_updated=now, updated=now)
+            secret = replace(old, rotation_count=old.rotation_count + 1, last_rotated=now, value_updated=now, updated=now,
+                             rotate_requested=None)
             c.body.put(secret)
             result.append(secret)
             return [self._event("rotate", name, detail="marked rotated")]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any, Iterator
 
 from ..errors import VaultCorrupted
@@ -85,7 +86,7 @@ class Body:
         if missing:
             try:
                 rows = json.loads(b"[" + b",".join(self._raw_summary[n] for n in missing) + b"]")
-                self._summaries.update(zip(missing, map(SecretSummary._make, rows)))
+                self._summaries.update(zip(missing, starmap(SecretSummary, rows)))
             except (ValueError, KeyError, TypeError):
                 raise VaultCorrupted("a secret summary in the vault is malformed") from None
         for name, secret in self._parsed.items():
@@ -147,6 +148,6 @@ def _encode_json(doc: Any) -> bytes:
 
 def _decode_record(summary: bytes, record: bytes) -> Secret:
     try:
-        return Secret.from_parts(SecretSummary._make(json.loads(summary)), json.loads(record))
+        return Secret.from_parts(SecretSummary.from_row(json.loads(summary)), json.loads(record))
     except (ValueError, KeyError, TypeError):
         raise VaultCorrupted("a secret record in the vault is malformed") from None
