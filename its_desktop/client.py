@@ -214,6 +214,14 @@ class AgentClient:
         """Ask the agent (or the app) to lock the vault now."""
         self.request({"op": "lock"}, timeout=CONNECT_TIMEOUT)
 
+    def lockdown(self) -> dict:
+        """Ask the agent (or the app) for an emergency lockdown: it revokes every grant, marks
+        every secret "rotate now" and locks. ``done`` is false when it was locked already."""
+        return self.request({"op": "lockdown"}, timeout=LOCKDOWN_TIMEOUT)
+
+
+LOCKDOWN_TIMEOUT = 30.0  # one save of every secret's summary, behind the vault's writer lock
+
 
 def _set_kernel_timeout(sock, seconds: float) -> None:
     """SO_RCVTIMEO and SO_SNDTIMEO (a struct timeval); where they cannot be set, Python's own

@@ -126,6 +126,7 @@ class _Conn:
 class AgentServer:
     def __init__(self, vault_source: Callable[[], Vault | None], *, mode: str = "headless",
                  approver: Approver | None = None, on_lock: Callable[[], None] | None = None,
+                 on_lockdown: Callable[[], None] | None = None,
                  folder: str | None = None, approval_timeout: float = 120.0, frame_timeout: float = 10.0,
                  idle_timeout: float = 3600.0, max_connections: int = 256, audit_quiet: float = 0.02,
                  audit_max_age: float = 2.0) -> None:
@@ -133,6 +134,7 @@ class AgentServer:
         self.mode = mode
         self.approver = approver
         self.on_lock = on_lock
+        self.on_lockdown = on_lockdown  # after a lockdown (vault changed, sessions revoked); else on_lock
         self.folder = folder or wire.agent_dir()
         self.approval_timeout = approval_timeout
         self.frame_timeout = frame_timeout
@@ -161,7 +163,8 @@ class AgentServer:
         self._lock_fd: int | None = None
         self._socket_inode: int | None = None
         self._ops = {"hello": self._op_hello, "status": self._op_status, "get": self._op_get,
-                     "list": self._op_list, "lock": self._op_lock}
+                     "list": self._op_list, "lock": self._op_lock,
+                     "lockdown": self._op_lockdown}
 
     @property
     def socket_path(self) -> str:
@@ -588,6 +591,30 @@ class AgentServer:
         self._ok(conn, request_id)
         if self.on_lock is not None:
             self.on_lock()
+
+    def _op_lockdown(self, conn: _Conn, request: dict, request_id: Any) -> None:
+        """Emergency lockdown of the unlocked vault (grants revoked, every secret marked
+        "rotate now"), then a lock. A locked agent replies ``done: false``: the caller then
+        unlocks the vault itself to do it."""
+        from .lockdown import lockdown
+
+        vault = self._vault()
+        report = None
+        if vault is not None:
+            try:
+                report = lockdown(vault)
+            except VaultError as exc:
+                self._send_error(conn, wire.INTERNAL, f"lockdown failed: {exc}", request_id)
+                return
+        self._audit(conn.actor, "lock", None, "ok", f"lockdown asked through the agent by {self._who(conn)}")
+        self._locked = True
+        self._revoke()
+        self._ok(conn, request_id, done=report is not None,
+                 grants_revoked=report.grants_revoked if report else 0,
+                 secrets_marked=report.secrets_marked if report else 0)
+        callback = self.on_lockdown or self.on_lock
+        if callback is not None:
+            callback()
 
     def _op_get(self, conn: _Conn, request: dict, request_id: Any) -> None:
         name, field, with_fields = request.get("name"), request.get("field"), request.get("with_fields", False)

@@ -61,6 +61,8 @@ def add_agent_commands(command: Callable[[str, str], argparse.ArgumentParser],
 
     p = command("lock", "tell a running agent or app to lock the vault now")
     p.set_defaults(handler=cmd_lock)
+    p = command("lockdown", "emergency: revoke every agent grant, mark every secret rotate-now, lock, clear the clipboard")
+    p.set_defaults(handler=cmd_lockdown)
 
     p = command("run", "run a command with secrets in its environment, masking them in its output")
     p.add_argument("--env", action="append", default=[], metavar="VAR=its://NAME[#field]",
@@ -190,9 +192,18 @@ def _serve_until(server, stopped) -> None:
 
 
 def _finish(vault, server, why: list[str]) -> None:
+    from ..core.audit import AuditEvent, AuditFiles, record_pending
+    from ..core.errors import ConcurrencyError, VaultBusy
+
     server.stop()
+    detail = why[0] if why else "stopped"
     try:
-        vault.record("agent-stop", detail=why[0] if why else "stopped")
+        vault.record("agent-stop", detail=detail)
+    except ConcurrencyError as error:
+        if isinstance(error, VaultBusy):
+            raise
+        # Re-keyed (or replaced) meanwhile: our key cannot chain it; the next append will.
+        record_pending(AuditFiles.beside(vault.path), AuditEvent("agent-stop", "ok", vault.actor, None, detail))
     finally:
         vault.lock()
 
@@ -285,6 +296,35 @@ def cmd_lock(args: argparse.Namespace) -> int:
         return 0
     who = "the app" if status.get("mode") == "gui" else "the agent"
     io.info(f"locked: {who} (pid {status.get('pid')}) locked {status.get('vault') or 'the vault'}")
+    return 0
+
+
+def cmd_lockdown(args: argparse.Namespace) -> int:
+    """Through a running unlocked agent or app when there is one (no password needed: it holds
+    the key; the app also clears the clipboard), else by unlocking the vault here."""
+    from ..client import AgentClient, AgentError, AgentUnavailable
+    from ..agent.lockdown import LockdownReport, lockdown
+    from .commands import _path, open_vault
+
+    reply: dict = {}
+    try:
+        with AgentClient(timeout=10) as client:
+            status = client.status()
+            if status.get("vault") and _same_file(status["vault"], _path(args)):
+                reply = client.lockdown()
+            else:
+                client.lock()  # an agent of another vault: lock it too, it is an emergency
+    except (AgentUnavailable, AgentError):
+        reply = {}
+    if reply.get("done"):
+        report = LockdownReport(int(reply.get("grants_revoked", 0)), int(reply.get("secrets_marked", 0)))
+        who = "the app" if status.get("mode") == "gui" else "the agent"
+        io.info(f"lockdown done by {who} (pid {status.get('pid')}): {report.describe()}; vault locked")
+        return 0
+    with open_vault(args) as vault:
+        report = lockdown(vault)
+    io.info(f"lockdown: {report.describe()}; vault locked")
+    io.info("next: its-vault schedule shows every secret as due; rotate them (its-vault rotate --due for the automatic ones)")
     return 0
 
 

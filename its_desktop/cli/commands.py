@@ -205,8 +205,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         with open_vault(args) as vault:
             rows = listing_rows(vault)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        io.print_json(rows)
         return 0
     width = max([len(r["name"]) for r in rows] + [4])
     print(f"{'NAME':<{width}}  {'TYPE':<11}  {'UPDATED':<10}  {'STATUS':<8}  TAGS")
@@ -231,8 +230,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows = [{"version": v.version, "created": v.created.isoformat(timespec="seconds"),
              "fields": sorted(v.fields), "current": v.version == current} for v in versions]
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        io.print_json(rows)
         return 0
     for r in rows:
         mark = "  (current)" if r["current"] else ""
@@ -336,8 +334,7 @@ def _factor_list(args: argparse.Namespace) -> int:
         rows = [{"id": s.id, "type": s.kind, "name": s.name, "created": s.created} for s in vault.slots]
         details = {s.id: _slot_details(s) for s in vault.slots}
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        io.print_json(rows)
         return 0
     for r in rows:
         print(f"{r['id']}  {r['type']:<9} {r['created'][:10]}  {r['name']}{details[r['id']]}")
@@ -374,7 +371,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                               "actor": {"kind": e.actor.kind, "pid": e.actor.pid, "exe": e.actor.exe}}))
         else:
             print(f"{record.seq:>6}  {e.time.isoformat(timespec='seconds')}  {e.actor.kind}:{e.actor.pid}  "
-                  f"{e.op:<10} {e.outcome:<9} {e.name or ''}{'  ' + e.detail if e.detail else ''}")
+                  f"{e.op:<14} {e.outcome:<9} {e.name or ''}{'  ' + e.detail if e.detail else ''}")
     return 0
 
 

@@ -99,6 +99,14 @@ def recovery_code(stdin: Stdin) -> str:
     return prompt_secret("Recovery code")
 
 
+def print_json(doc: object) -> None:
+    """What every ``--json`` option prints: indented, one trailing newline."""
+    import json
+
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
 def warn(message: str) -> None:
     print(f"its-vault: warning: {message}", file=sys.stderr)
 

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .agent import add_agent_commands
 
     add_agent_commands(command, common)  # agent, grant, lock, run
+    from .keys import add_key_commands
+
+    add_key_commands(command, common)  # rekey
     from .rotation import add_rotation_commands
 
     add_rotation_commands(command, common)  # rotate, schedule

@@ -15,7 +15,6 @@ need a person on stderr, and exits 1 if any automatic rotation failed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -137,8 +136,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     with open_vault(args) as vault:
         rows = schedule_rows(vault)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        io.print_json(rows)
         return 0
     width = max([len(r["name"]) for r in rows] + [4])
     print(f"{'NAME':<{width}}  {'ROTATOR':<10}  {'LAST ROTATED':<12}  {'DUE':<10}  STATUS")

@@ -10,9 +10,13 @@ Three files sit beside the vault:
   body also stores this anchor at every save, which catches a head rolled back with the log.
 * ``<vault>.audit-pending``: events that happen while no key is at hand (a failed unlock),
   unauthenticated; the next append folds them into the chain.
+* ``<vault>.audit.rekey`` and ``<vault>.audit-head.rekey``: a re-key's re-sealed log and head,
+  staged before the new vault file replaces the old one and renamed into place after it; what a
+  killed re-key leaves is settled (``AuditLog.settle``) before the log is next read or appended to.
 
 Appending is O(1): it reads the head and a bounded tail of the log, never the whole file.
-Callers hold the vault's writer lock around ``append`` and ``record_pending``.
+Callers hold the vault's writer lock around ``append``, ``settle``, ``reseal`` and
+``record_pending``, and call ``append`` and ``settle`` only with the key of the vault file on disk.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ from typing import Any, Callable, Iterator
 from .crypto import AuthenticationFailed, constant_time_equal, hkdf, mac, siv_decrypt, siv_encrypt
 from .errors import AuditTampered, InvalidInput
 from .vault.body import AuditAnchor
-from .vault.storage import atomic_write
+from .vault.storage import atomic_write, fsync_dir
 
 TAIL_WINDOW = 64 * 1024
+STAGED_SUFFIX = ".rekey"
+ROLLED_FORWARD = "rolled forward"
+DISCARDED = "discarded"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,18 @@ class AuditFiles:
         return cls(*(vault_path.with_name(vault_path.name + suffix)
                      for suffix in (".audit", ".audit-head", ".audit-pending")))
 
+    @property
+    def staged_log(self) -> Path:
+        """A re-key's re-sealed log, waiting for the new vault file to be in place."""
+        return self.log.with_name(self.log.name + STAGED_SUFFIX)
+
+    @property
+    def staged_head(self) -> Path:
+        return self.head.with_name(self.head.name + STAGED_SUFFIX)
+
+    def has_staged(self) -> bool:
+        return self.staged_head.exists() or self.staged_log.exists()
+
 
 def _canonical(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
@@ -96,6 +115,15 @@ def _canonical(doc: dict[str, Any]) -> bytes:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _resealed_doc(doc: dict[str, Any], record: AuditRecord, target: AuditLog) -> dict[str, Any]:
+    """A verified record without its MAC, its name token re-encrypted under ``target``'s key
+    (every other field kept byte for byte)."""
+    body = {k: v for k, v in doc.items() if k != "mac"}
+    if record.event.name is not None:
+        body["name"] = target._name_token(record.event.name)
+    return body
 
 
 def record_pending(files: AuditFiles, event: AuditEvent) -> None:
@@ -136,10 +164,8 @@ class AuditLog:
         lines = []
         for event in [*pending, *events]:
             seq += 1
-            doc = self._record_doc(seq, event)
-            prev = mac(self._mac_key, bytes.fromhex(prev), _canonical(doc)).hex()
-            doc["mac"] = prev
-            lines.append(_canonical(doc) + b"\n")
+            line, prev = self._sealed_line(self._record_doc(seq, event), prev)
+            lines.append(line)
         if lines:
             fd = os.open(self.files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -152,9 +178,17 @@ class AuditLog:
             self.files.pending.unlink(missing_ok=True)
         return AuditAnchor(seq, prev)
 
+    def _sealed_line(self, doc: dict[str, Any], prev: str) -> tuple[bytes, str]:
+        """A record (without its MAC) chained onto ``prev``: the line to write and its MAC."""
+        record_mac = mac(self._mac_key, bytes.fromhex(prev), _canonical(doc)).hex()
+        return _canonical({**doc, "mac": record_mac}) + b"\n", record_mac
+
     def head(self) -> AuditAnchor | None:
+        return self._read_head(self.files.head)
+
+    def _read_head(self, path: Path) -> AuditAnchor | None:
         try:
-            raw = json.loads(self.files.head.read_bytes())
+            raw = json.loads(path.read_bytes())
             anchor = AuditAnchor(int(raw["seq"]), str(raw["mac"]))
             tag = bytes.fromhex(raw["tag"])
         except FileNotFoundError:
@@ -168,9 +202,75 @@ class AuditLog:
     def _head_tag(self, anchor: AuditAnchor) -> bytes:
         return mac(self._head_key, b"head", str(anchor.seq).encode(), anchor.mac.encode())
 
-    def _write_head(self, anchor: AuditAnchor) -> None:
+    def _write_head(self, anchor: AuditAnchor, path: Path | None = None, sync_folder: bool = False) -> None:
         doc = {"mac": anchor.mac, "seq": anchor.seq, "tag": self._head_tag(anchor).hex()}
-        atomic_write(self.files.head, _canonical(doc), sync_folder=False)
+        atomic_write(path or self.files.head, _canonical(doc), sync_folder=sync_folder)
+
+    # -- re-keying -------------------------------------------------------------------------
+
+    def reseal(self, target: AuditLog, events: list[AuditEvent], body_anchor: AuditAnchor | None) -> AuditAnchor:
+        """Copy the whole chain, verified under this log's keys, into ``target``'s staging files
+        under its keys (same seq, times, actors, ops, names and details; names re-encrypted),
+        then chain ``events``; returns the staged head. The live files are not touched: a re-key
+        commits by replacing the vault file, then ``target.commit_staged()`` puts these in place.
+        The chain is verified as it is copied, in one pass: AuditTampered (and no staging files)
+        if it does not verify, since re-sealing it would launder the tampering."""
+        files = target.files
+        target.discard_staged()
+        seq, prev = 0, target._genesis
+        try:
+            with os.fdopen(os.open(files.staged_log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                for doc, record in self._chain(body_anchor):
+                    line, prev = target._sealed_line(_resealed_doc(doc, record, target), prev)
+                    fh.write(line)
+                    seq = record.seq
+                for event in events:
+                    seq += 1
+                    line, prev = target._sealed_line(target._record_doc(seq, event), prev)
+                    fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # The head last, and durable before the vault file is replaced: a staged head means
+            # a complete staged log (``settle`` relies on it).
+            target._write_head(AuditAnchor(seq, prev), files.staged_head, sync_folder=True)
+        except BaseException:
+            target.discard_staged()
+            raise
+        return AuditAnchor(seq, prev)
+
+    def settle(self) -> str | None:
+        """Finish or drop what a killed re-key left beside the log; None if nothing was there.
+
+        A staged head that authenticates under this log's key (the key of the vault file on
+        disk: callers make sure) means the new vault file was committed: roll forward. Anything
+        else is an attempt that never committed (its key is gone): delete it."""
+        if not self.files.has_staged():
+            return None
+        try:
+            committed = self._read_head(self.files.staged_head) is not None
+        except AuditTampered:
+            committed = False
+        if committed:
+            self.commit_staged()
+            return ROLLED_FORWARD
+        self.discard_staged()
+        return DISCARDED
+
+    def commit_staged(self) -> None:
+        """Rename the staged log, then the staged head, over the live ones. In that order, a
+        staged head is there until the end, so an interrupted roll-forward is finished by the
+        next ``settle`` (a staged head without its log: the log is already in place)."""
+        files = self.files
+        try:
+            os.replace(files.staged_log, files.log)
+        except FileNotFoundError:
+            pass
+        os.replace(files.staged_head, files.head)
+        fsync_dir(files.log.parent)
+
+    def discard_staged(self) -> None:
+        for path in (self.files.staged_head, self.files.staged_log):
+            path.unlink(missing_ok=True)
 
     def _current_tip(self) -> tuple[int, str]:
         """The head, rolled forward over records a killed writer appended but did not anchor,
@@ -229,10 +329,18 @@ class AuditLog:
                 events.append(AuditEvent("unknown", "malformed-pending-record", Actor("unknown", 0, "")))
         return events
 
+    def _name_token(self, name: str) -> str:
+        """A name as the log stores it (AES-SIV is deterministic, so equal names match)."""
+        return base64.b64encode(siv_encrypt(self._name_key, name.encode("utf-8"))).decode()
+
+    def _name_of(self, token: str, seq: int) -> str:
+        try:
+            return siv_decrypt(self._name_key, base64.b64decode(token)).decode("utf-8")
+        except (AuthenticationFailed, ValueError):
+            raise AuditTampered(seq, "a secret name does not decrypt") from None
+
     def _record_doc(self, seq: int, event: AuditEvent) -> dict[str, Any]:
-        name = None
-        if event.name is not None:
-            name = base64.b64encode(siv_encrypt(self._name_key, event.name.encode("utf-8"))).decode()
+        name = None if event.name is None else self._name_token(event.name)
         return {"actor": event.actor.to_json(), "detail": event.detail, "name": name, "op": event.op,
                 "outcome": event.outcome, "seq": seq, "time": _iso(event.time)}
 
@@ -257,12 +365,7 @@ class AuditLog:
             return False
 
     def _decode(self, doc: dict[str, Any]) -> AuditRecord:
-        name = None
-        if doc.get("name"):
-            try:
-                name = siv_decrypt(self._name_key, base64.b64decode(doc["name"])).decode("utf-8")
-            except (AuthenticationFailed, ValueError):
-                raise AuditTampered(doc["seq"], "a secret name does not decrypt") from None
+        name = self._name_of(doc["name"], doc["seq"]) if doc.get("name") else None
         event = AuditEvent(str(doc["op"]), str(doc["outcome"]), Actor.from_json(doc["actor"]), name,
                            doc.get("detail"), datetime.fromisoformat(doc["time"]))
         return AuditRecord(int(doc["seq"]), event)
@@ -281,6 +384,15 @@ class AuditLog:
     def verify(self, body_anchor: AuditAnchor | None = None) -> int:
         """Walk the whole chain; returns the number of records or raises AuditTampered at the
         first bad one."""
+        seq = 0
+        for doc, _ in self._chain(body_anchor):
+            seq = doc["seq"]
+        return seq
+
+    def _chain(self, body_anchor: AuditAnchor | None) -> Iterator[tuple[dict[str, Any], AuditRecord]]:
+        """Every record of the chain, raw and decoded, each yielded once it verified;
+        AuditTampered at the first bad one, or at the end if records are missing (so a
+        consumer has seen the whole log only if it all verifies)."""
         head = self.head()
         seq, prev = 0, self._genesis
         anchor_seen = body_anchor is None or body_anchor.seq == 0
@@ -296,7 +408,7 @@ class AuditLog:
                 raise AuditTampered(seq + 1, "the record is not in the form it was written in (edited)")
             if not self._mac_ok(doc, prev):
                 raise AuditTampered(seq + 1, "the record's MAC does not verify (edited or reordered)")
-            self._decode(doc)
+            record = self._decode(doc)
             seq, prev = doc["seq"], doc["mac"]
             if head is not None and seq == head.seq and not constant_time_equal(prev.encode(), head.mac.encode()):
                 raise AuditTampered(seq, "the record does not match the audit head")
@@ -304,13 +416,13 @@ class AuditLog:
                 if not constant_time_equal(prev.encode(), body_anchor.mac.encode()):
                     raise AuditTampered(seq, "the record does not match the anchor in the vault")
                 anchor_seen = True
+            yield doc, record
         if head is None and seq > 0:
             raise AuditTampered(seq, "the audit head is missing")
         if head is not None and seq < head.seq:
             raise AuditTampered(seq + 1, f"records {seq + 1} to {head.seq} are missing (log truncated)")
         if not anchor_seen:
             raise AuditTampered(seq + 1, "records anchored in the vault are missing (log truncated)")
-        return seq
 
     def records(self) -> Iterator[AuditRecord]:
         """Every complete record, decrypted, oldest first (no chain check: use verify)."""
@@ -492,7 +604,7 @@ class AuditReader:
 
     def name_token(self, name: str) -> str:
         """A name as the log stores it (AES-SIV is deterministic, so equal names match)."""
-        return base64.b64encode(siv_encrypt(self.log._name_key, name.encode("utf-8"))).decode()
+        return self.log._name_token(name)
 
     def matcher(self, flt: AuditFilter) -> LineMatch | None:
         """A test of raw lines for ``flt`` (None when it matches everything).

@@ -154,11 +154,12 @@ class Secret:
         return [*self.history, SecretVersion(self.version, self.value, dict(self.fields), self.value_updated)]
 
     def rotation_due(self) -> datetime | None:
-        """Counted from the last change of value, so any new value re-arms the schedule; a
-        "rotate now" request makes it due at once."""
+        """Counted from the last change of value, so any new value re-arms the schedule."""
         due = rotation_due(self.rotation, self.value_updated)
-        if self.rotate_requested is not None:
-            due = self.rotate_requested if due is None else min(due, self.rotate_requested)
+        # A "rotate now" request, or a rotation left half-done, makes it due at once.
+        for urgent in (self.rotate_requested, self.pending.started if self.pending else None):
+            if urgent is not None:
+                due = urgent if due is None else min(due, urgent)
         return due
 
     def status(self, now: datetime) -> RotationStatus:

@@ -28,15 +28,22 @@ SettingsEdit = Callable[[dict, Secret], None]
 
 
 class StepFailed(VaultError):
-    """A rotator's step did not succeed; the message says why, never with a value."""
+    """A rotator's step did not succeed; the message says why, never with a value.
+    ``resumable`` is False when running the rotation again cannot help (the message then says
+    what to do instead)."""
+
+    def __init__(self, message: str, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 class RotationFailed(VaultError):
     """A rotation stopped at ``step``; the vault still holds a working value."""
 
-    def __init__(self, name: str, step: str, reason: str, pending: bool) -> None:
-        kept = (f"the current value is unchanged and the new one is kept as pending "
-                f"(run 'its-vault rotate {name}' to resume)" if pending else "nothing was changed")
+    def __init__(self, name: str, step: str, reason: str, pending: bool, resumable: bool = True) -> None:
+        hint = f" (run 'its-vault rotate {name}' to resume)" if resumable else ""
+        kept = f"the current value is unchanged and the new one is kept as pending{hint}" if pending \
+            else "nothing was changed"
         super().__init__(f"rotation of '{name}' failed at step '{step}': {reason}; {kept}")
         self.name = name
         self.step = step

@@ -99,7 +99,7 @@ class _Steps:
             result = action()
         except StepFailed as exc:
             self.vault.record(f"rotate-{step}", self.name, outcome="failed", detail=f"{self.rotator}: {exc}")
-            raise RotationFailed(self.name, step, str(exc), pending) from None
+            raise RotationFailed(self.name, step, str(exc), pending, exc.resumable) from None
         if audit_ok:
             self.vault.record(f"rotate-{step}", self.name, detail=self.rotator)
         return result

@@ -11,6 +11,10 @@ write is idempotent and checked:
    refuses, which is our check-and-set. AWS moves ``AWSPREVIOUS`` to the old version itself,
    so rotation stages and ``get-secret-value --version-stage AWSPREVIOUS`` keep working.
 
+The ``aws`` rotator uses AWS's own rotation stages instead (``put_pending``, ``read_stage``,
+``move_current``): the new version is staged ``AWSPENDING``, read back, then ``AWSCURRENT`` moves
+to it with the same check-and-set.
+
 A new secret is ``CreateSecret`` (fails if the name exists: someone else created it). A
 deletion is ``DeleteSecret`` with AWS's recovery window (30 days), after checking that
 ``AWSCURRENT`` is still the version we last saw; the secret stays listed as scheduled for
@@ -40,6 +44,7 @@ from .remotes import Credentials, Remote
 T = TypeVar("T")
 MAX_NAME = 512
 CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
 PUSH_STAGE = "ITS_SYNC"
 _REFUSED = {"UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException", "ExpiredToken",
             "ExpiredTokenException", "AccessDeniedException", "AccessDenied", "SignatureDoesNotMatch",
@@ -105,27 +110,12 @@ class AwsBackend:
         return self._call(go)
 
     def read(self, key: str) -> Listed:
-        def go() -> Listed:
-            try:
-                # The stage is AWS's default; named, because moto's GetSecretValue otherwise
-                # returns the version that was current before an UpdateSecretVersionStage.
-                response = self._client.get_secret_value(SecretId=key, VersionStage=CURRENT)
-            except botocore.exceptions.ClientError as exc:
-                code = _code(exc)
-                if code == "ResourceNotFoundException":
-                    return Listed(key, State.ABSENT)
-                if code == "InvalidRequestException":  # scheduled for deletion
-                    return self._listed(key, self._client.describe_secret(SecretId=key))
-                raise
-            raw = response.get("SecretString")
-            if raw is None and response.get("SecretBinary") is not None:
-                raw = base64.b64encode(response["SecretBinary"]).decode("ascii")
-            return Listed(key, State.PRESENT, response.get("VersionId"), parse_time(response.get("CreatedDate")), raw)
-
-        return self._call(go)
+        # The stage is AWS's default; named, because moto's GetSecretValue otherwise returns
+        # the version that was current before an UpdateSecretVersionStage.
+        return self.read_stage(key, CURRENT)
 
     def write(self, key: str, payload: dict, expected: Version | None, deleted: bool, request_id: str) -> Version:
-        text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        text = _text(payload)
 
         def go() -> Version:
             if expected is None:
@@ -139,21 +129,13 @@ class AwsBackend:
             if deleted:
                 self._client.restore_secret(SecretId=key)
             try:
-                response = self._client.put_secret_value(SecretId=key, SecretString=text, ClientRequestToken=request_id,
-                                                         VersionStages=[PUSH_STAGE])
+                version = self._put(key, text, request_id, PUSH_STAGE)
             except botocore.exceptions.ClientError as exc:
-                if _code(exc) in ("ResourceNotFoundException", "ResourceExistsException"):
+                if _code(exc) == "ResourceExistsException":
                     raise CasFailed(key) from None
                 raise
-            version = str(response["VersionId"])
             if version != expected:
-                try:
-                    self._client.update_secret_version_stage(SecretId=key, VersionStage=CURRENT,
-                                                             MoveToVersionId=version, RemoveFromVersionId=str(expected))
-                except botocore.exceptions.ClientError as exc:
-                    if _code(exc) in ("InvalidParameterException", "ResourceNotFoundException"):
-                        raise CasFailed(key) from None
-                    raise
+                self._move_current(key, version, str(expected))
             return version
 
         return self._call(go)
@@ -177,7 +159,97 @@ class AwsBackend:
     def close(self) -> None:
         self._client.close()
 
+    # -- rotation: AWS's own stages (rotators/aws.py), beside the Backend interface -------------
+
+    def read_stage(self, key: str, stage: str) -> Listed:
+        """The version wearing ``stage`` with its payload; ABSENT when no version wears it."""
+
+        def go() -> Listed:
+            try:
+                response = self._client.get_secret_value(SecretId=key, VersionStage=stage)
+            except botocore.exceptions.ClientError as exc:
+                code = _code(exc)
+                if code == "ResourceNotFoundException":
+                    return Listed(key, State.ABSENT)
+                if code == "InvalidRequestException":  # scheduled for deletion
+                    return self._listed(key, self._client.describe_secret(SecretId=key))
+                raise
+            raw = response.get("SecretString")
+            if raw is None and response.get("SecretBinary") is not None:
+                raw = base64.b64encode(response["SecretBinary"]).decode("ascii")
+            return Listed(key, State.PRESENT, response.get("VersionId"), parse_time(response.get("CreatedDate")), raw)
+
+        return self._call(go)
+
+    def put_pending(self, key: str, payload: dict, request_id: str) -> Version:
+        """A new version staged ``AWSPENDING`` only: nothing reads it as current yet. The same
+        ``request_id`` with the same payload is the same version (AWS ignores the repeat), so a
+        resumed rotation does not make a second one; if that version lost ``AWSPENDING``
+        meanwhile (another tool's doing), it is staged again. CasFailed if the secret is gone."""
+        text = _text(payload)
+
+        def go() -> Version:
+            try:
+                version = self._put(key, text, request_id, PENDING)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "ResourceExistsException":  # AWS never changes a version's content
+                    raise BackendError(f"{self.where} already has a version of '{key}' made with this request "
+                                       f"token, with other content") from None
+                raise
+            stages = self._client.describe_secret(SecretId=key).get("VersionIdsToStages") or {}
+            if not {PENDING, CURRENT} & set(stages.get(version) or []):
+                holder = next((v for v, labels in stages.items() if PENDING in labels), None)
+                self._client.update_secret_version_stage(SecretId=key, VersionStage=PENDING, MoveToVersionId=version,
+                                                         **({"RemoveFromVersionId": holder} if holder else {}))
+            return version
+
+        return self._call(go)
+
+    def move_current(self, key: str, version: Version, expected: Version) -> None:
+        """``AWSCURRENT`` to ``version`` from ``expected`` (CasFailed when someone else moved it),
+        then ``AWSPENDING`` off ``version`` (AWS leaves it there after the move; a version both
+        pending and current looks like a rotation still under way). Repeating it after it
+        succeeded, even halfway, finishes it and changes nothing else."""
+
+        def go() -> None:
+            try:
+                stages = self._client.describe_secret(SecretId=key).get("VersionIdsToStages") or {}
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) == "ResourceNotFoundException":
+                    raise CasFailed(key) from None
+                raise
+            labels = stages.get(str(version)) or []
+            if CURRENT not in labels:
+                self._move_current(key, str(version), str(expected))
+            if PENDING in labels:
+                self._client.update_secret_version_stage(SecretId=key, VersionStage=PENDING,
+                                                         RemoveFromVersionId=str(version))
+
+        self._call(go)
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _put(self, key: str, text: str, request_id: str, stage: str) -> str:
+        """``PutSecretValue`` staged ``stage`` only; CasFailed if the secret is gone. A
+        ResourceExistsException (the token's version exists, not as asked) is the caller's."""
+        try:
+            response = self._client.put_secret_value(SecretId=key, SecretString=text, ClientRequestToken=request_id,
+                                                     VersionStages=[stage])
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                raise CasFailed(key) from None
+            raise
+        return str(response["VersionId"])
+
+    def _move_current(self, key: str, version: str, expected: str) -> None:
+        """The check-and-set: AWS refuses when ``AWSCURRENT`` is no longer on ``expected``."""
+        try:
+            self._client.update_secret_version_stage(SecretId=key, VersionStage=CURRENT,
+                                                     MoveToVersionId=version, RemoveFromVersionId=expected)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in ("InvalidParameterException", "ResourceNotFoundException"):
+                raise CasFailed(key) from None
+            raise
 
     def _listed(self, name: str, entry: dict) -> Listed:
         version = _current(entry.get("SecretVersionsToStages") or entry.get("VersionIdsToStages") or {})
@@ -217,6 +289,11 @@ class AwsBackend:
             # An answer missing what every answer carries: a server dying mid-reply sends that.
             return BackendError(f"{self.where} gave an incomplete answer (is it shutting down?)")
         return BackendError(f"{self.where}: unexpected {type(exc).__name__}")
+
+
+def _text(payload: dict) -> str:
+    """The ``SecretString`` for a payload: deterministic, so a repeated write is the same write."""
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True)
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:

@@ -326,7 +326,7 @@ class Syncer:
                 return None
             content = from_secret(secret)
             payload, digest = content.to_json(), content.hash
-            request_id = self._request_id(key, item.expected, digest)
+            request_id = self.request_id(key, item.expected, digest)
             deleted = item.remote.state is State.DELETED
             if item.op is Op.PUSH:
                 return lambda: _Done(item, backend.write(key, payload, item.expected, deleted, request_id), digest)
@@ -363,7 +363,7 @@ class Syncer:
             raise CasFailed(key)
         return decode(listed.raw)
 
-    def _request_id(self, key: str, expected: Version | None, digest: str) -> str:
+    def request_id(self, key: str, expected: Version | None, digest: str) -> str:
         """Stable for a retry of the same write (same base version, same content), different
         for any other; keyed, so a version id seen on AWS tells nothing about the value."""
         salt = (self.remote.token_salt or self.remote.name).encode()

@@ -8,6 +8,10 @@ and the user's answer goes back through ``AgentServer.resolve``. Questions are a
 time, in the order they came; one the agent gave up on (timeout, the program went away, the
 vault locked) is withdrawn.
 
+An emergency lockdown asked through the socket (``its-vault lockdown``) arrives done: grants
+revoked, every secret marked "rotate now", sessions revoked. The app's half follows on the GUI
+thread: the clipboard is cleared whatever it holds, and the vault locks.
+
 If another agent already serves this user (``its-vault agent``), the app does not start its
 own: ``status`` says why.
 """
@@ -22,6 +26,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QHBoxLayout, QLabel, QPushButt
 
 from ..agent.protocol import AgentError
 from ..agent.server import AgentServer, ApprovalRequest, Decision
+from .clipboard import SecretClipboard, shared_clipboard
 from .controller import VaultController
 
 log = logging.getLogger(__name__)
@@ -102,18 +107,23 @@ class AgentBridge(QObject):
     _asked = Signal(object)  # ApprovalRequest, from the agent's thread
     _withdrawn = Signal(str)
     _lock_requested = Signal()
+    _lockdown_requested = Signal()
+    locked_down = Signal()  # after a lockdown asked through the socket: clipboard cleared, vault locked
 
-    def __init__(self, controller: VaultController, parent_widget: QWidget, folder: str | None = None) -> None:
+    def __init__(self, controller: VaultController, parent_widget: QWidget, folder: str | None = None,
+                 clipboard: SecretClipboard | None = None) -> None:
         super().__init__(parent_widget)
         self.controller = controller
         self.parent_widget = parent_widget
         self.folder = folder
+        self.clipboard = clipboard or shared_clipboard()
         self.server: AgentServer | None = None
         self.dialog: ApprovalDialog | None = None
         self._queue: list[ApprovalRequest] = []
         self._asked.connect(self._enqueue, Qt.ConnectionType.QueuedConnection)
         self._withdrawn.connect(self._withdraw, Qt.ConnectionType.QueuedConnection)
         self._lock_requested.connect(self._lock_now, Qt.ConnectionType.QueuedConnection)
+        self._lockdown_requested.connect(self._lockdown_now, Qt.ConnectionType.QueuedConnection)
         controller.unlocked.connect(self.start)
         controller.locked.connect(self.stop)
         if controller.vault is not None:
@@ -125,7 +135,7 @@ class AgentBridge(QObject):
         if self.server is not None:
             return
         server = AgentServer(self._vault, mode="gui", approver=self, on_lock=self._lock_requested.emit,
-                             folder=self.folder)
+                             on_lockdown=self._lockdown_requested.emit, folder=self.folder)
         try:
             server.start()
         except (AgentError, OSError) as error:
@@ -161,6 +171,13 @@ class AgentBridge(QObject):
 
     def _lock_now(self) -> None:
         self.controller.lock()
+
+    def _lockdown_now(self) -> None:
+        """The vault's half is done (by the agent's thread); the app's half: an emergency, so
+        the clipboard goes whatever it holds, and no quick unlock afterwards."""
+        self.clipboard.clear_all()
+        self.controller.lock(quick=False)
+        self.locked_down.emit()
 
     # -- the Approver the agent calls (on its thread) ----------------------------------------------
 

@@ -3,7 +3,8 @@
 A copied value is cleared after ``timeout_seconds`` (10 s by default; the settings panel may
 change it, 0 means never), and at lock through ``clear_now()``, but only while the clipboard
 still holds what we put there: if the user copied something else meanwhile, theirs is left
-alone. To recognise our value without keeping it, we keep a keyed hash of it.
+alone. To recognise our value without keeping it, we keep a keyed hash of it. An emergency
+lockdown is the exception: ``clear_all()`` empties the clipboard whatever it holds.
 
 The data carries the markers that ask clipboard managers and the OS history not to record it:
 KDE's ``x-kde-passwordManagerHint``, Windows' ``ExcludeClipboardContentFromMonitorProcessing``,
@@ -93,6 +94,17 @@ class SecretClipboard(QObject):
         if ours:
             QGuiApplication.clipboard().clear(QClipboard.Mode.Clipboard)
             self.cleared.emit()
+
+    def clear_all(self) -> None:
+        """Empty the clipboard (and the X11 selection) whatever it holds: in an emergency
+        lockdown, what the user copied from elsewhere may be the very key that leaked."""
+        self._timer.stop()
+        self._ours = None
+        board = QGuiApplication.clipboard()
+        board.clear(QClipboard.Mode.Clipboard)
+        if board.supportsSelection():
+            board.clear(QClipboard.Mode.Selection)
+        self.cleared.emit()
 
     def _is_ours(self) -> bool:
         mime = QGuiApplication.clipboard().mimeData(QClipboard.Mode.Clipboard)

@@ -17,6 +17,7 @@ class AppSettings:
     clipboard_seconds: int = 10
     quick_unlock_hours: float = 8.0  # 0: always the full unlock
     theme: str = "system"  # system | light | dark
+    rotate_due_automatically: bool = True  # the scheduler runs due automatic rotators while unlocked
 
     @staticmethod
     def path() -> Path:

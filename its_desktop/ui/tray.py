@@ -1,8 +1,10 @@
 """The system tray icon: lock/unlock, show the window, and notifications about secrets due
-for rotation (checked at unlock and every hour)."""
+for rotation (checked at unlock and every hour) and from the rotation scheduler and an
+emergency lockdown (``notify``). Notifications carry names and counts, never a value."""
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
 
 from PySide6.QtCore import QObject, QTimer
@@ -16,6 +18,8 @@ from .controller import VaultController
 
 CHECK_INTERVAL_MS = 3600 * 1000
 UNLOCK_NOTICE_DELAY_MS = 1500
+NOTICE_MS = 10_000
+RECENT = 20
 
 
 def pending_rotations(vault: Vault, now: datetime) -> str | None:
@@ -43,6 +47,7 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(lambda reason: self._show() if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
         self.last_message: str | None = None
+        self.recent: deque[str] = deque(maxlen=RECENT)  # what was notified, newest last (tests read it)
         self.timer = QTimer(self, interval=CHECK_INTERVAL_MS, timeout=self.notify_pending)
         self.timer.start()
         controller.unlocked.connect(self._on_unlocked)
@@ -70,6 +75,15 @@ class Tray(QObject):
         if vault is None:
             return
         message = pending_rotations(vault, self.controller.clock())
+        if message:
+            self.notify(message)
+        else:
+            self.last_message = None
+
+    def notify(self, message: str, warning: bool = False) -> None:
+        """One line as a desktop notification, where the desktop shows them."""
         self.last_message = message
-        if message and self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
-            self.icon.showMessage("ITS Desktop", message, QSystemTrayIcon.MessageIcon.Information, 10_000)
+        self.recent.append(message)
+        if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
+            icon = QSystemTrayIcon.MessageIcon.Warning if warning else QSystemTrayIcon.MessageIcon.Information
+            self.icon.showMessage("ITS Desktop", message, icon, NOTICE_MS)

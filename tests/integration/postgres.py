@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from .servers import free_port
-
-START_TIMEOUT = 30.0
-
+from .servers import free_port, wait_until_ready
 
 def _bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -74,15 +70,8 @@ class Postgres:
              "-c", "log_statement=all"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.folder, **self._as_server_user())
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self.process.returncode}: {self.log_text()[-1500:]}")
-            if self._ready():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"postgres did not start within {START_TIMEOUT:g} s")
+        wait_until_ready("postgres", self.process, self._ready, lambda: self.log_text()[-1500:], self.stop)
+        return self
 
     def _ready(self) -> bool:
         import psycopg

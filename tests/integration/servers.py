@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -42,6 +42,21 @@ def _clean_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
+
+
+def wait_until_ready(name: str, process: subprocess.Popen, ready: Callable[[], bool], log_tail: Callable[[], str],
+                     stop: Callable[[], None], timeout: float = START_TIMEOUT) -> None:
+    """Poll ``ready`` until it says yes; a server that exits or stays silent is an error with
+    the end of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log_tail()}")
+        if ready():
+            return
+        time.sleep(0.05)
+    stop()
+    raise RuntimeError(f"{name} did not answer within {timeout:g} s: {log_tail()}")
 
 
 @dataclass
@@ -73,15 +88,8 @@ class Server:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=_clean_env(self.folder), cwd=self.folder)
         self.starts += 1
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self._log_tail()}")
-            if self.answers():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT:g} s: {self._log_tail()}")
+        wait_until_ready(self.name, self.process, self.answers, self._log_tail, self.stop)
+        return self
 
     def answers(self) -> bool:
         try:

@@ -607,12 +607,12 @@ def test_credentials_secrets_are_never_synced_even_inside_the_folder(machine_a, 
 def test_idempotency_tokens_are_stable_keyed_and_version_bound(machine_a):
     remote = _remote(machine_a)
     syncer = Syncer(machine_a, remote, backend=FakeBackend(FakeStore()))
-    token = syncer._request_id("its/k", 3, HASH["B"])
-    assert token == syncer._request_id("its/k", 3, HASH["B"])  # a retry: AWS ignores the repeat
-    assert token != syncer._request_id("its/k", 4, HASH["B"])  # A, B, then A again is a new version
-    assert token != syncer._request_id("its/k", 3, HASH["L"])
+    token = syncer.request_id("its/k", 3, HASH["B"])
+    assert token == syncer.request_id("its/k", 3, HASH["B"])  # a retry: AWS ignores the repeat
+    assert token != syncer.request_id("its/k", 4, HASH["B"])  # A, B, then A again is a new version
+    assert token != syncer.request_id("its/k", 3, HASH["L"])
     other = Syncer(machine_a, replace(remote, token_salt="0" * 32), backend=FakeBackend(FakeStore()))
-    assert token != other._request_id("its/k", 3, HASH["B"])  # keyed: tells nothing about the value
+    assert token != other.request_id("its/k", 3, HASH["B"])  # keyed: tells nothing about the value
     assert 32 <= len(token) <= 64
 
 

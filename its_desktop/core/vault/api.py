@@ -15,19 +15,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ..audit import Actor, AuditEvent, AuditFiles, AuditLog, AuditReader, AuditRecord, record_pending
+from ..audit import DISCARDED, Actor, AuditEvent, AuditFiles, AuditLog, AuditReader, AuditRecord, record_pending
 from ..crypto import KEY_SIZE, Argon2Params, AuthenticationFailed, open_sealed, random_bytes, seal, wipe
 from ..errors import (
+    AuditTampered,
     ConcurrencyError,
     IncorrectFactor,
     InvalidInput,
     SecretNotFound,
     VaultCorrupted,
+    VaultBusy,
     VaultExists,
     VaultLocked,
+    VaultNotFound,
     WrongCredentials,
 )
 from ..secrets import Secret, SecretSummary, SecretType, new_id, utcnow, validate_name
+from . import rekey as rekeylib
 from . import slots as slotlib
 from . import throttle
 from .body import AuditAnchor, Body
@@ -151,7 +155,8 @@ class Vault:
             if path.exists():
                 raise VaultExists(str(path))
             files = AuditFiles.beside(path)
-            for leftover in (files.log, files.head, files.pending):  # of a vault deleted by hand
+            for leftover in (files.log, files.head, files.pending, files.staged_log, files.staged_head):
+                # of a vault deleted by hand
                 leftover.unlink(missing_ok=True)
             body = Body()
             chunks = _seal_file(header, body, vault_key)
@@ -194,6 +199,7 @@ class Vault:
         vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
         # Written with the next record (or at lock): one locked, fsynced append per command.
         vault._queued.append(vault._event("unlock", detail=f"{slot.kind} slot {slot.id}"))
+        vault._settle_staged()
         after_unlock = getattr(opener, "after_unlock", None)
         if after_unlock is not None:
             after_unlock(vault, slot)
@@ -213,6 +219,7 @@ class Vault:
             raise ConcurrencyError("the vault changed since it was locked; unlock it with the password") from None
         vault = cls(path, envelope, stamp, vault_key, body, actor, clock)
         vault._queued.append(vault._event("unlock", detail=detail))
+        vault._settle_staged()
         return vault
 
     def __enter__(self) -> Vault:
@@ -231,6 +238,10 @@ class Vault:
             try:
                 if self._queued and self._key is not None:
                     self._append([])
+            except ConcurrencyError as error:
+                if isinstance(error, VaultBusy):
+                    raise
+                # Re-keyed or replaced elsewhere: the queued records went to the pending file.
             finally:
                 self._wipe()
 
@@ -315,7 +326,12 @@ class Vault:
         return AuditReader(self._audit_log())
 
     def verify_audit(self) -> int:
-        return self._audit_log().verify(self._current_body().anchor)
+        anchor = self._current_body().anchor
+        try:
+            return self._audit_log().verify(anchor)
+        except AuditTampered:
+            self.refresh()  # re-keyed by another process meanwhile: ConcurrencyError, not tampering
+            raise
 
     def last_access(self) -> dict[str, datetime]:
         return self._audit_log().last_access()
@@ -323,6 +339,7 @@ class Vault:
     def _audit_log(self) -> AuditLog:
         """The log, with this session's queued records written first so readers see them."""
         self._require_key()
+        self._follow_rekey()  # re-keyed elsewhere: ConcurrencyError, not a log that fails to decrypt
         if self._queued:
             self._append([])
         assert self._audit is not None
@@ -508,17 +525,10 @@ class Vault:
     def request_rotation(self, names: list[str] | None = None, detail: str | None = None) -> int:
         """Mark secrets "rotate now" (every secret when ``names`` is None), in one save: the
         schedule shows them overdue until each has a new value. Returns how many."""
-        marked: list[int] = [0]
+        marked: list[int] = []
 
         def change(c: Change) -> list[AuditEvent]:
-            now = self.clock()
-            for name in c.body.names() if names is None else names:
-                old = c.body.get(name)
-                if old is None:
-                    raise SecretNotFound(name)
-                if old.rotate_requested is None:
-                    c.body.put(replace(old, rotate_requested=now))
-                    marked[0] += 1
+            marked.append(mark_rotate_now(c.body, names, self.clock()))
             return [self._event("rotate-request", detail=detail or f"{marked[0]} secrets")]
 
         self._mutate(change)
@@ -627,6 +637,38 @@ class Vault:
 
         self._mutate(change)
 
+    def rekey(self, password: str, rebuild_hardware: Callable[[bytearray, str], list[KeySlot]] | None = None,
+              dropped: tuple[str, ...] = ()) -> str | None:
+        """A new random vault key, in one commit (``core/vault/rekey.py``): the password slots
+        re-wrapped with ``password`` (WrongCredentials unless it opens them), the hardware slots
+        by ``rebuild_hardware(new key, vault id)``, the slots in ``dropped`` removed, the body
+        and the whole audit chain re-sealed (AuditTampered, the vault left as it was, if the
+        chain does not verify: a refusal is audited). The old key is wiped; this object carries
+        on with the new one. Returns the new recovery code (shown once; the old one no longer
+        opens), or None for a vault without a recovery slot."""
+        how = rekeylib.Rewrap(password, rebuild_hardware, tuple(dropped))
+        with self._guard:
+            key = self._require_key()
+            with writer_lock(self.path):
+                self.refresh()
+                remove_stale_temps(self.path)
+                self._append_locked([])  # this session's queued records, and an earlier re-key settled
+                assert self._body is not None and self._audit is not None
+                try:
+                    done = rekeylib.rekey_locked(self.path, self._header, self._body, key, self._audit, how,
+                                                 lambda detail: self._event("rekey", detail=detail), self._save)
+                except BaseException as error:
+                    self._reload()  # the old file is still the vault: drop the re-sealed anchor
+                    self._append_locked([self._event("rekey", outcome="failed",
+                                                     detail=rekeylib.failure_detail(error))])
+                    raise
+                old_audit, self._audit = self._audit, done.audit
+                self._key, self._header, self._stamp = done.key, done.header, file_stamp(self.path)
+                wipe(key)
+                old_audit.wipe()
+                done.audit.commit_staged()
+        return done.recovery_code
+
     def replace_slot(self, slot_id: str, build: Callable[[bytearray, str, KeySlot], KeySlot | None],
                      op: str = "factor-rearm") -> KeySlot | None:
         """Put the slot ``build`` makes (from the vault key, the vault id and the slot as it is
@@ -727,12 +769,53 @@ class Vault:
         with self._guard:
             self._require_key()
             with writer_lock(self.path):
+                self._follow_locked()
                 self._append_locked(events)
 
+    def _follow_locked(self) -> None:
+        """Before chaining, under the lock: is our key still the vault's? Records chained under
+        a key another process re-keyed away would break the log for everyone; this session's
+        queued records go to the pending file instead, and the caller gets ConcurrencyError."""
+        try:
+            self._follow_rekey()
+        except ConcurrencyError:
+            queued, self._queued = self._queued, []
+            for event in queued:
+                record_pending(AuditFiles.beside(self.path), event)
+            raise
+
+    def _follow_rekey(self) -> None:
+        """Re-read the file if another process saved: ConcurrencyError if our key no longer
+        opens it. A damaged or missing file is for its readers to report, not the log's."""
+        try:
+            self.refresh()
+        except (VaultCorrupted, VaultNotFound):
+            pass
+
     def _append_locked(self, events: list[AuditEvent]) -> AuditAnchor:
+        """Chain the queued records and ``events``; the caller holds the lock and the key of
+        the file on disk, so what a killed re-key left is settled here first."""
         assert self._audit is not None
+        if self._audit.settle() == DISCARDED:
+            events = [self._event("rekey", outcome="interrupted",
+                                  detail="staging files of a re-key killed before its commit removed"), *events]
         queued, self._queued = self._queued, []
         return self._audit.append([*queued, *events])
+
+    def _settle_staged(self) -> None:
+        """At unlock: what a killed re-key left beside the log is settled before anything reads
+        the log (a new-key vault must never be read with its old-key log)."""
+        assert self._audit is not None
+        if self._audit.files.has_staged():
+            try:
+                self._append([])
+            except BaseException:
+                self._wipe()
+                raise
+
+    def _save(self, header: VaultHeader, vault_key: bytearray) -> None:
+        assert self._body is not None
+        atomic_write(self.path, _seal_file(header, self._body, vault_key))
 
     def _reload(self) -> None:
         key = self._require_key()
@@ -773,6 +856,20 @@ class Vault:
                 self._reload()
                 raise
             self._header, self._stamp = header, file_stamp(self.path)
+
+
+def mark_rotate_now(body: Body, names: list[str] | None, now: datetime) -> int:
+    """Inside a mutation: mark ``names`` (None: every secret) "rotate now"; a secret already
+    marked keeps its first request time. Returns how many were newly marked."""
+    marked = 0
+    for name in body.names() if names is None else names:
+        secret = body.get(name)
+        if secret is None:
+            raise SecretNotFound(name)
+        if secret.rotate_requested is None:
+            body.put(replace(secret, rotate_requested=now))
+            marked += 1
+    return marked
 
 
 def _seal_file(header: VaultHeader, body: Body, vault_key: bytearray) -> list[bytes]:

@@ -33,9 +33,11 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import VaultError
+from ...core.passwords import ALPHABETS, DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, ValuePolicy
 from ...core.rotation import RotationPolicy
 from ...core.secrets import SecretType
 from ...core.vault.api import Vault
+from ...rotators import registry
 from ..clipboard import SecretClipboard
 from ..controller import VaultController
 from ..models.secrets_model import tags_text
@@ -44,6 +46,8 @@ from .reauth import ReauthDialog
 
 HIDDEN = "••••••••"
 VERSION_ROLE = Qt.ItemDataRole.UserRole + 1
+BY_HAND = "none (by hand)"  # no rotator named: rotated by a person, as the manual rotator does
+DEFAULT_ALPHABET = "rotator's default"  # no value policy: each rotator's own (postgresql: alnum)
 
 
 class SecretAccess(QObject):
@@ -244,6 +248,20 @@ class SecretEditor(QWidget):
         self.expiry.setAccessibleName("Expiry date")
         self.rotation = QSpinBox(minimum=0, maximum=3650, suffix=" days", specialValueText="never")
         self.rotation.setAccessibleName("Rotate every")
+        self.rotator = QComboBox()
+        self.rotator.setAccessibleName("Rotator")
+        self.rotator.setToolTip("How 'Rotate now' and the scheduler make and install the next value")
+        self.rotator.addItem(BY_HAND, None)
+        for name in registry.names():
+            self.rotator.addItem(name, name)
+        self.policy_length = QSpinBox(minimum=MIN_LENGTH, maximum=MAX_LENGTH, value=DEFAULT_LENGTH, suffix=" chars")
+        self.policy_length.setAccessibleName("New value length")
+        self.policy_alphabet = QComboBox()
+        self.policy_alphabet.setAccessibleName("New value alphabet")
+        self.policy_alphabet.setToolTip("The characters a rotated value is made of (some APIs reject symbols)")
+        self.policy_alphabet.addItem(DEFAULT_ALPHABET, None)
+        for alphabet in ALPHABETS:
+            self.policy_alphabet.addItem(alphabet, alphabet)
         self.high_value = QCheckBox("High-value: ask for the password again before reveal or copy")
         self.high_value.setAccessibleName("High-value")
         self.history = QListWidget()
@@ -268,6 +286,13 @@ class SecretEditor(QWidget):
         expiry_row = QHBoxLayout()
         expiry_row.addWidget(self.expires)
         expiry_row.addWidget(self.expiry, 1)
+        rotation_row = QHBoxLayout()
+        rotation_row.addWidget(self.rotation, 1)
+        rotation_row.addWidget(QLabel("with"))
+        rotation_row.addWidget(self.rotator, 1)
+        policy_row = QHBoxLayout()
+        policy_row.addWidget(self.policy_alphabet, 1)
+        policy_row.addWidget(self.policy_length)
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Type", self.type)
@@ -276,7 +301,8 @@ class SecretEditor(QWidget):
         form.addRow("Tags", self.tags)
         form.addRow("Description", self.description)
         form.addRow("Expiry", expiry_row)
-        form.addRow("Rotation", self.rotation)
+        form.addRow("Rotation", rotation_row)
+        form.addRow("New values", policy_row)
         form.addRow("", self.high_value)
         form.addRow("History", self.history)
         form.addRow("", self.restore_button)
@@ -298,9 +324,12 @@ class SecretEditor(QWidget):
         self.add_field_button.clicked.connect(lambda: self._add_field("", stored=False).setFocus())
         for signal in (self.name.textEdited, self.type.currentIndexChanged, self.tags.textEdited,
                        self.description.textChanged, self.expires.toggled, self.expiry.dateChanged,
-                       self.rotation.valueChanged, self.high_value.toggled):
+                       self.rotation.valueChanged, self.high_value.toggled, self.rotator.currentIndexChanged,
+                       self.policy_alphabet.currentIndexChanged, self.policy_length.valueChanged):
             signal.connect(self._touched)
         self.expires.toggled.connect(self.expiry.setEnabled)
+        self.rotator.currentIndexChanged.connect(self._enable_policy)
+        self.policy_alphabet.currentIndexChanged.connect(self._enable_policy)
         self.history.currentItemChanged.connect(self._history_selected)
         self.restore_button.clicked.connect(self.restore_selected)
         self.save_button.clicked.connect(self.save)
@@ -331,6 +360,9 @@ class SecretEditor(QWidget):
         self.expiry.setEnabled(False)
         self.expiry.setDate(QDate.currentDate())
         self.rotation.setValue(0)
+        self.rotator.setCurrentIndex(0)
+        self.policy_alphabet.setCurrentIndex(0)
+        self.policy_length.setValue(DEFAULT_LENGTH)
         self.high_value.setChecked(False)
         self.history.clear()
         self.restore_button.setEnabled(False)
@@ -367,6 +399,10 @@ class SecretEditor(QWidget):
             moment = secret.expires_at.astimezone(timezone.utc)
             self.expiry.setDate(QDate(moment.year, moment.month, moment.day))
         self.rotation.setValue(secret.rotation.every_days if secret.rotation else 0)
+        self.rotator.setCurrentIndex(max(0, self.rotator.findData(secret.rotator)) if secret.rotator else 0)
+        policy = secret.value_policy
+        self.policy_alphabet.setCurrentIndex(max(0, self.policy_alphabet.findData(policy.alphabet)) if policy else 0)
+        self.policy_length.setValue(policy.length if policy else DEFAULT_LENGTH)
         self.high_value.setChecked(secret.high_value)
         for version in reversed(secret.versions()):  # newest first; times only, never values
             when = version.created.astimezone().strftime("%Y-%m-%d %H:%M")
@@ -408,10 +444,21 @@ class SecretEditor(QWidget):
 
     def _enable(self, on: bool) -> None:
         for widget in (self.name, self.type, self.value, self.generate_button, self.add_field_button, self.tags,
-                       self.description, self.expires, self.rotation, self.high_value, self.history,
+                       self.description, self.expires, self.rotation, self.rotator, self.high_value, self.history,
                        self.save_button, self.delete_button):
             widget.setEnabled(on)
         self.expiry.setEnabled(on and self.expires.isChecked())
+        self._enable_policy()
+
+    def _enable_policy(self) -> None:
+        """A value policy shapes only values a rotator makes itself: none for a person's."""
+        makes_values = self.rotator.isEnabled() and registry.is_automatic(self.rotator.currentData())
+        self.policy_alphabet.setEnabled(makes_values)
+        self.policy_length.setEnabled(makes_values and self.policy_alphabet.currentData() is not None)
+
+    def value_policy(self) -> ValuePolicy | None:
+        alphabet = self.policy_alphabet.currentData()
+        return ValuePolicy(self.policy_length.value(), alphabet) if alphabet else None
 
     def _reset_value(self, stored: bool) -> None:
         line = self.value
@@ -491,7 +538,8 @@ class SecretEditor(QWidget):
                       expires_at=datetime(expiry.year(), expiry.month(), expiry.day(), tzinfo=timezone.utc)
                       if self.expires.isChecked() else None,
                       rotation=RotationPolicy(every, notify) if every else None,
-                      high_value=self.high_value.isChecked(), replace_metadata=True)
+                      high_value=self.high_value.isChecked(), rotator=self.rotator.currentData(),
+                      value_policy=self.value_policy(), replace_metadata=True)
         except VaultError as error:
             self.status.setText(str(error))
             return

@@ -1,15 +1,17 @@
 """The rotation schedule as a table model, and how a status looks wherever it is shown.
 
-Rows are ``ScheduleEntry`` objects (names and dates, never a value). ``set_entries`` brings the
-rows to a new schedule with row inserts, removals, moves and ``dataChanged``, never a reset, so
-the view keeps its selection and scroll position when a rotation moves a row down the list.
+Rows are ``ScheduleEntry`` objects (names and dates, never a value) with the secret's
+``RotationInfo`` (its rotator, a "rotate now" request, a rotation left half-done). ``set_entries``
+brings the rows to a new schedule with row inserts, removals, moves and ``dataChanged``, never a
+reset, so the view keeps its selection and scroll position when a rotation moves a row down.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, Mapping
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -24,6 +26,8 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPen, QPixmap, QPolyg
 
 from ...core.rotation import RotationStatus
 from ...core.schedule import ScheduleEntry, sort_key
+from ...core.secrets import SecretSummary
+from ...rotators.registry import rotator_name
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -31,16 +35,17 @@ AnyIndex = QModelIndex | QPersistentModelIndex
 class Column(IntEnum):
     NAME = 0
     TYPE = 1
-    LAST_ROTATED = 2
-    DUE = 3
-    DAYS_LEFT = 4
-    STATUS = 5
-    COUNT = 6
+    ROTATOR = 2
+    LAST_ROTATED = 3
+    DUE = 4
+    DAYS_LEFT = 5
+    STATUS = 6
+    COUNT = 7
 
 
 HEADERS = {
-    Column.NAME: "Name", Column.TYPE: "Type", Column.LAST_ROTATED: "Last rotated", Column.DUE: "Due",
-    Column.DAYS_LEFT: "Days left", Column.STATUS: "Status", Column.COUNT: "Rotations",
+    Column.NAME: "Name", Column.TYPE: "Type", Column.ROTATOR: "Rotator", Column.LAST_ROTATED: "Last rotated",
+    Column.DUE: "Due", Column.DAYS_LEFT: "Days left", Column.STATUS: "Status", Column.COUNT: "Rotations",
 }
 # The row's status as its plain value ("due-soon"): Qt hands a str-based enum back as a str.
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -112,12 +117,54 @@ def describe(entry: ScheduleEntry) -> str:
     return f"{entry.name}: {STATUS_LABELS[entry.status]} ({what} {local_date(entry.due)}, {when})"
 
 
+@dataclass(frozen=True)
+class RotationInfo:
+    """How a scheduled secret is rotated, beyond its dates: what the schedule alone does not
+    say, and what the panel needs to pick the right "Rotate now"."""
+
+    rotator: str
+    requested: datetime | None = None  # "rotate now" (e.g. by an emergency lockdown)
+    pending_since: datetime | None = None  # a rotation started then and has not finished
+
+    @classmethod
+    def of(cls, summary: SecretSummary) -> RotationInfo:
+        def when(text: str | None) -> datetime | None:
+            return None if text is None else datetime.fromisoformat(text)
+
+        return cls(rotator_name(summary), when(summary.rotate_requested), when(summary.pending_since))
+
+
+def status_text(entry: ScheduleEntry, info: RotationInfo | None) -> str:
+    """The status word, with what else is going on: "Overdue · half-done", "Overdue · rotate now"."""
+    text = STATUS_LABELS[entry.status]
+    if info is not None and info.pending_since is not None:
+        return f"{text} · half-done"
+    if info is not None and info.requested is not None:
+        return f"{text} · rotate now"
+    return text
+
+
+def describe_with(entry: ScheduleEntry, info: RotationInfo | None) -> str:
+    """``describe`` and, in words, the request or the rotation left half-done."""
+    text = describe(entry)
+    if info is None:
+        return text
+    text += f"; rotated by {info.rotator}"
+    if info.requested is not None:
+        text += f"; rotate now was requested on {local_date(info.requested)}"
+    if info.pending_since is not None:
+        text += (f"; a rotation started {local_date(info.pending_since)} is half-done: its new value is pending "
+                 "and the current one is still in use (Rotate now resumes it)")
+    return text
+
+
 class RotationModel(QAbstractTableModel):
     """Scheduled secrets, soonest deadline first."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._entries: list[ScheduleEntry] = []
+        self._infos: dict[str, RotationInfo] = {}
 
     # -- Qt overrides -----------------------------------------------------------------------------
 
@@ -138,12 +185,13 @@ class RotationModel(QAbstractTableModel):
         if not self.checkIndex(index, QAbstractTableModel.CheckIndexOption.IndexIsValid):
             return None
         entry, column = self._entries[index.row()], Column(index.column())
+        info = self._infos.get(entry.name)
         if role == Qt.ItemDataRole.DisplayRole:
-            return _display(entry, column)
+            return _display(entry, info, column)
         if role == STATUS_ROLE:
             return entry.status.value
         if role == Qt.ItemDataRole.ToolTipRole:
-            return describe(entry)
+            return describe_with(entry, info)
         if column is Column.STATUS:
             if role == Qt.ItemDataRole.DecorationRole:
                 return status_icon(entry.status)
@@ -161,17 +209,21 @@ class RotationModel(QAbstractTableModel):
     def entries(self) -> list[ScheduleEntry]:
         return list(self._entries)
 
+    def info(self, row: int) -> RotationInfo | None:
+        return self._infos.get(self._entries[row].name)
+
     def row_of(self, name: str) -> int:
         """The row showing ``name``, or -1."""
         return next((row for row, e in enumerate(self._entries) if e.name == name), -1)
 
     # -- changing -----------------------------------------------------------------------------------
 
-    def set_entries(self, entries: list[ScheduleEntry]) -> None:
-        """Become ``entries`` (sorted here, whatever the caller passed) with the smallest
-        changes: drop the names that left, then walk the target order moving, updating or
-        inserting each row in place."""
+    def set_entries(self, entries: list[ScheduleEntry], infos: Mapping[str, RotationInfo] | None = None) -> None:
+        """Become ``entries`` (sorted here, whatever the caller passed) with their ``infos``
+        by name, with the smallest changes: drop the names that left, then walk the target
+        order moving, updating or inserting each row in place."""
         target = sorted(entries, key=sort_key)
+        old_infos, self._infos = self._infos, {e.name: infos[e.name] for e in target if infos and e.name in infos}
         wanted = {e.name for e in target}
         for row in reversed(range(len(self._entries))):
             if self._entries[row].name not in wanted:
@@ -189,7 +241,7 @@ class RotationModel(QAbstractTableModel):
                 self.beginMoveRows(QModelIndex(), found, found, QModelIndex(), row)
                 self._entries.insert(row, self._entries.pop(found))
                 self.endMoveRows()
-            if self._entries[row] != entry:
+            if self._entries[row] != entry or old_infos.get(entry.name) != self._infos.get(entry.name):
                 self._entries[row] = entry
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
 
@@ -199,13 +251,16 @@ class RotationModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), 0, len(self._entries) - 1)
             self._entries.clear()
             self.endRemoveRows()
+        self._infos = {}
 
 
-def _display(entry: ScheduleEntry, column: Column) -> Any:
+def _display(entry: ScheduleEntry, info: RotationInfo | None, column: Column) -> Any:
     if column is Column.NAME:
         return entry.name
     if column is Column.TYPE:
         return entry.type.value.replace("_", " ")
+    if column is Column.ROTATOR:
+        return info.rotator if info is not None else ""
     if column is Column.LAST_ROTATED:
         return local_date(entry.last_rotated)
     if column is Column.DUE:
@@ -213,7 +268,7 @@ def _display(entry: ScheduleEntry, column: Column) -> Any:
     if column is Column.DAYS_LEFT:
         return entry.days_left
     if column is Column.STATUS:
-        return STATUS_LABELS[entry.status]
+        return status_text(entry, info)
     return entry.rotation_count
 
 

@@ -1,4 +1,4 @@
-"""Settings: auto-lock, clipboard, quick unlock, theme, and the vault's KDF cost."""
+"""Settings: auto-lock, clipboard, quick unlock, theme, scheduled rotation, and the vault's KDF cost."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ class SettingsPanel(Panel):
         self.theme.setAccessibleName("Theme")
         for label, value in THEMES:
             self.theme.addItem(label, value)
+        self.rotate_due = QCheckBox("Rotate due secrets automatically")
+        self.rotate_due.setAccessibleName("Rotate due secrets automatically")
+        self.rotate_due.setToolTip("While unlocked, after each unlock and every 15 minutes: run the automatic "
+                                   "rotators that are due, and notify about the manual ones")
         self._load_widgets()
 
         self.kdf_label = QLabel()
@@ -73,6 +77,7 @@ class SettingsPanel(Panel):
         general.addRow("Clipboard", self.clipboard)
         general.addRow("Quick unlock", self.quick_unlock)
         general.addRow("Theme", self.theme)
+        general.addRow("Rotation", self.rotate_due)
         kdf_box = QGroupBox("Key derivation (Argon2id)")
         kdf = QVBoxLayout(kdf_box)
         kdf.addWidget(self.kdf_label)
@@ -89,7 +94,7 @@ class SettingsPanel(Panel):
         for spin in (self.auto_lock, self.clipboard):
             spin.valueChanged.connect(self._save)
         self.quick_unlock.valueChanged.connect(self._save)
-        for box in (self.lock_on_screen_lock, self.lock_on_sleep):
+        for box in (self.lock_on_screen_lock, self.lock_on_sleep, self.rotate_due):
             box.toggled.connect(self._save)
         self.theme.currentIndexChanged.connect(self._save)
         self.calibrate_button.clicked.connect(self._calibrate)
@@ -103,6 +108,7 @@ class SettingsPanel(Panel):
         self.clipboard.setValue(s.clipboard_seconds)
         self.quick_unlock.setValue(s.quick_unlock_hours)
         self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.rotate_due.setChecked(s.rotate_due_automatically)
 
     def _save(self) -> None:
         s = self.settings
@@ -112,6 +118,7 @@ class SettingsPanel(Panel):
         s.clipboard_seconds = self.clipboard.value()
         s.quick_unlock_hours = self.quick_unlock.value()
         s.theme = self.theme.currentData()
+        s.rotate_due_automatically = self.rotate_due.isChecked()
         s.save()
         apply_theme(s.theme)
         self.controller.settings_changed(s)
