@@ -14,7 +14,7 @@ BENCH_PACKAGES := keepassxc
 # a real PostgreSQL server (started by a test fixture) for the database rotator's tests
 TEST_PACKAGES := postgresql
 
-.PHONY: run test bench soak screenshots system-deps clean
+.PHONY: run test bench soak screenshots system-deps clean package
 
 system-deps:
 	@bash packaging/install-system-deps.sh $(SYSTEM_PACKAGES)
@@ -37,13 +37,41 @@ bench: system-deps $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/bench_sync.py
 	$(PY) benchmarks/bench_agent.py
+	$(PY) benchmarks/bench_scan.py
 
 soak: system-deps $(STAMP)
 	@bash packaging/install-system-deps.sh $(TEST_PACKAGES)
-	QT_QPA_PLATFORM=offscreen ITS_CRASH_KILLS=5000 $(PY) -m pytest -q -s -m slow
+	QT_QPA_PLATFORM=offscreen ITS_CRASH_KILLS=5000 ITS_TAMPER_FULL=1 $(PY) -m pytest -q -s -m slow
+	QT_QPA_PLATFORM=offscreen ITS_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/adversarial/test_fuzz.py tests/adversarial/test_fuzz_importers.py
+	$(PY) -m pip install -q 'atheris>=2.3'
+	for target in header dotenv otpauth agent; do $(PY) tests/adversarial/atheris_targets.py $$target -runs=300000 || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
 
 screenshots: system-deps $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m its_desktop.ui.screenshots docs/screenshots
+
+# `make package`: the one-folder app in dist/its-desktop/ (its-desktop + its-vault), then the built
+# binaries are run: --version and the headless self-test (packaging/README.md). PyInstaller needs
+# binutils (objcopy, objdump); the validators check the .desktop and AppStream files.
+PACKAGE_PACKAGES := binutils desktop-file-utils appstream
+PACKAGE_STAMP := $(VENV)/.package-stamp
+APP_ID := io.its_desktop.ITSDesktop
+
+$(PACKAGE_STAMP): $(STAMP)
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[package]'
+	@touch $@
+
+package: system-deps $(STAMP) $(PACKAGE_STAMP)
+	@bash packaging/install-system-deps.sh $(PACKAGE_PACKAGES)
+	desktop-file-validate resources/$(APP_ID).desktop
+	appstreamcli validate --no-net resources/$(APP_ID).metainfo.xml
+	QT_QPA_PLATFORM=offscreen $(PY) packaging/render_icons.py
+	$(PY) -m PyInstaller --clean --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/its-desktop.spec
+	dist/its-desktop/its-desktop --version
+	dist/its-desktop/its-vault --version
+	QT_QPA_PLATFORM=offscreen dist/its-desktop/its-vault self-test
+	QT_QPA_PLATFORM=offscreen dist/its-desktop/its-desktop --self-test
+	@du -sh dist/its-desktop

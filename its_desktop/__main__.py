@@ -8,8 +8,9 @@ import sys
 def main() -> int:
     args = sys.argv[1:]
     if args and not args[0].startswith("--demo") and args[0] not in ("--help-gui",):
-        from .cli.main import main as cli_main
+        from .cli.main import harden, main as cli_main
 
+        harden()
         return cli_main(args)
     from .ui.app import main as gui_main
 

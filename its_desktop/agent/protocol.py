@@ -178,9 +178,29 @@ def decode_payload(payload: bytes) -> dict:
         message = _loads(text)
     except (ValueError, StopIteration, RecursionError):
         raise AgentBadRequest("the frame is not one JSON object in UTF-8") from None
-    if not isinstance(message, dict):
+    if not isinstance(message, dict) or (("\\ud" in text or "\\uD" in text) and _lone_surrogate(message)):
         raise AgentBadRequest("the frame is not one JSON object in UTF-8")
     return message
+
+
+def _lone_surrogate(message: dict) -> bool:
+    """Whether a string in ``message`` holds half a surrogate pair (a JSON ``\\ud800`` escape):
+    not Unicode, so no name, audit record or reply could carry it. Looked for only when the
+    text has such an escape; iterative, so no nesting the scanner accepted can overflow it."""
+    stack: list = [message]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    return False
 
 
 def take_frame(buffer: bytearray, limit: int) -> bytes | None:

@@ -556,7 +556,8 @@ class AgentServer:
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool) or \
                 (isinstance(request_id, str) and len(request_id) > 64):
             request_id = None
-        if request.get("v") not in wire.SUPPORTED_VERSIONS:
+        version = request.get("v")
+        if isinstance(version, bool) or not isinstance(version, int) or version not in wire.SUPPORTED_VERSIONS:
             self._send_error(conn, wire.UNSUPPORTED_VERSION,
                              f"protocol version {str(request.get('v'))[:20]} is not supported (this agent speaks 1)",
                              request_id, versions=list(wire.SUPPORTED_VERSIONS))
@@ -1071,6 +1072,9 @@ def _chain(vault: Vault, events: list[AuditEvent]) -> bool:
         return False
     except (VaultError, OSError) as error:
         log.warning("could not chain %d agent audit records (%s); keeping them as pending", len(events), error)
+        return False
+    except Exception:  # a bug must not end the audit thread: every later request would go unrecorded
+        log.exception("could not chain %d agent audit records; keeping them as pending", len(events))
         return False
 
 

@@ -151,6 +151,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise wire.AgentAlreadyRunning(f"an agent is already running (pid {status.get('pid')}, "
                                        f"{'the app' if status.get('mode') == 'gui' else 'headless'}): "
                                        "stop it with 'its-vault lock'")
+    from ..core.memory import harden_process
+
+    harden_process()  # the agent serves and never asks: no core files, not dumpable
     vault, _ = unlock_vault(args)
     vault.actor = Actor.current("agent")
     stopped = threading.Event()

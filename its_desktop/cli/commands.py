@@ -246,25 +246,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_import_env(args: argparse.Namespace) -> int:
-    from ..core.dotenv import guess_type, parse_dotenv
-    from ..core.secrets import Secret, SecretType, validate_name
+    """``import-env FILE``: the first spelling of ``import env FILE --duplicates merge``, kept
+    for scripts as it always behaved: a changed value becomes a new version (the old one stays
+    in history), and a malformed file is refused in one line naming its first bad line."""
+    from ..importers import read_source
+    from ..importers.apply import Action, Duplicates, apply_import
 
     source = Path(args.file)
-    try:
-        text = source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{source}: not a UTF-8 text file") from None
-    entries = parse_dotenv(text, str(source))
-    prefix = (args.prefix or "").strip("/")
-    incoming = []
-    for entry in entries:
-        name = validate_name(f"{prefix}/{entry.key}" if prefix else entry.key)
-        incoming.append(Secret(name=name, value=entry.value, type=SecretType(guess_type(entry.key)),
-                               tags={"source": source.name}))
+    preview = read_source("env", source, prefix=args.prefix)
+    if preview.issues:
+        first, more = preview.issues[0], len(preview.issues) - 1
+        tail = f" (and {more} more bad line{'s' if more > 1 else ''})" if more else ""
+        raise InvalidInput(f"{source}:{first.number}: {first.reason}{tail}")
     with open_vault(args) as vault:
-        created, updated, unchanged = vault.import_secrets(incoming, f"env:{source.name}")
-    io.info(f"imported {source}: {created} created, {updated} updated (old values kept in history), "
-            f"{unchanged} unchanged")
+        plan = apply_import(vault, preview, Duplicates.MERGE)
+    io.info(f"imported {source}: {plan.count(Action.CREATE)} created, {plan.count(Action.MERGE)} updated "
+            f"(old values kept in history), {plan.count(Action.UNCHANGED)} unchanged")
     return 0
 
 

@@ -128,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     from .rotation import add_rotation_commands
 
     add_rotation_commands(command, common)  # rotate, schedule
+    from .imports import add_import_commands
+
+    add_import_commands(command, common)  # import (import-env above is its first spelling)
+    from .selftest import add_selftest_command
+
+    add_selftest_command(command, common)  # self-test
+    from .backup import add_backup_commands
+
+    add_backup_commands(command, common)  # backup, restore-backup, backups, export
+    from .stats import add_stats_commands
+
+    add_stats_commands(command, common)  # stats
+    from .scan import add_scan_commands
+
+    add_scan_commands(command, common)  # scan
     return parser
 
 
@@ -206,6 +221,7 @@ def entry() -> NoReturn:
     (every file is closed and every vault locked by then)."""
     import os
 
+    harden()
     code = main()
     try:
         sys.stdout.flush()
@@ -215,5 +231,14 @@ def entry() -> NoReturn:
     os._exit(code)
 
 
+def harden() -> None:
+    """For a process that is the CLI (not a test calling ``main``): no core files. It stays
+    dumpable: a running agent identifies its clients through /proc."""
+    from ..core.memory import harden_process
+
+    harden_process(dumpable=True)
+
+
 if __name__ == "__main__":
+    harden()
     sys.exit(main())

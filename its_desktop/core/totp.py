@@ -49,7 +49,7 @@ STEAM_PERIOD = 30
 
 _B32 = re.compile(r"[A-Z2-7]*")
 _DECIMAL = re.compile(r"[0-9]{1,20}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # and lone surrogates: no URI, QR or file can hold them
 _KNOWN = ("secret", "issuer", "algorithm", "digits", "period", "counter", "encoder")
 
 

@@ -139,9 +139,15 @@ def encode_png(text: str, scale: int = 8, border: int = 4) -> bytes:
     standard asks, ``scale`` pixels a module)."""
     import segno
 
+    too_much = QrError(f"too much text for a QR code (at most {MAX_TEXT} characters, fewer if not ASCII)")
     if len(text) > MAX_TEXT:
-        raise QrError(f"too much text for a QR code (at most {MAX_TEXT} characters)")
-    code = segno.make(text, error="m", micro=False)
+        raise too_much
+    try:
+        code = segno.make(text, error="m", micro=False)
+    except segno.DataOverflowError:  # more than version 40 holds at level M (2,331 bytes)
+        raise too_much from None
+    except UnicodeEncodeError:  # a lone surrogate: not text any reader could show
+        raise QrError("the text for a QR code is not valid Unicode") from None
     out = io.BytesIO()
     code.save(out, kind="png", scale=scale, border=border)
     return out.getvalue()

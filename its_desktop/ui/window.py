@@ -35,10 +35,11 @@ def panel_classes() -> tuple[type[Panel], ...]:
     from .panels.mfa import MfaPanel
     from .panels.rotation import RotationPanel
     from .panels.secrets import SecretsPanel
+    from .panels.dashboard import DashboardPanel
     from .panels.settings import SettingsPanel
     from .panels.sync import SyncPanel
 
-    return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SyncPanel, SettingsPanel)
+    return (SecretsPanel, RotationPanel, AuditPanel, MfaPanel, SyncPanel, SettingsPanel, DashboardPanel)
 
 
 PANELS_DELAY_MS = 300
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         QApplication.instance().installEventFilter(self.autolock)
         self.tray = Tray(controller, self, self.windowIcon())
         self.tray.menu.insertAction(self.tray.quit_action, self.lockdown_action)
+        self._add_tool_actions()
         from .agent_bridge import AgentBridge
 
         self.clipboard = shared_clipboard()
@@ -195,6 +197,16 @@ class MainWindow(QMainWindow):
         self.clipboard.clear_all()  # again: anything copied while the vault's half ran
         self.controller.lock(quick=False)
         self._announce(message)
+
+    def _add_tool_actions(self) -> None:
+        """The Vault menu's tools, each built by its own dialog module."""
+        from .dialogs.export_dialog import add_backup_actions
+        from .dialogs.import_dialog import add_import_action
+        from .dialogs.scan_dialog import add_scan_action
+
+        add_import_action(self)  # Import… (Ctrl+I)
+        add_scan_action(self)  # Scan folders for leaked secrets…
+        add_backup_actions(self)  # Back up…, Export as plain text…
 
     def _agent_locked_down(self) -> None:
         self._announce("Emergency lockdown asked through the agent (its-vault lockdown): grants revoked, every "

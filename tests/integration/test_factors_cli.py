@@ -81,7 +81,7 @@ class Cli(CliRunner):
         """Copy a template's vault (with its audit files) and its keys file into this test."""
         vault = vault or self.vault
         vault.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for path in (template.root / "cli").iterdir():
+        for path in (p for p in (template.root / "cli").iterdir() if p.is_file()):  # not the .backups folder
             shutil.copyfile(path, vault.with_name(path.name.replace("vault.its", vault.name)))
         if (template.root / "keys" / "a.json").exists() and not self.keys.exists():
             self.keys.parent.mkdir(exist_ok=True)

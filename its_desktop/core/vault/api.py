@@ -31,6 +31,7 @@ from ..errors import (
     WrongCredentials,
 )
 from ..secrets import Secret, SecretSummary, SecretType, new_id, utcnow, validate_name
+from . import backups
 from . import rekey as rekeylib
 from . import slots as slotlib
 from . import throttle
@@ -846,6 +847,7 @@ class Vault:
                 self._reload()  # drop the half-applied change
                 raise
             header = replace(self._header, generation=self._header.generation + 1, slots=tuple(change.slots))
+            events = [*events, *backups.before_save(self.path, self._header, header, self._body.settings, self._event)]
             # Write-ahead: the audit records go first and the new body anchors them, so a
             # writer killed in between leaves a record of an attempt, never a silent change.
             self._body.anchor = self._append_locked(events)

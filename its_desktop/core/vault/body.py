@@ -87,7 +87,7 @@ class Body:
             try:
                 rows = json.loads(b"[" + b",".join(self._raw_summary[n] for n in missing) + b"]")
                 self._summaries.update(zip(missing, starmap(SecretSummary, rows)))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise VaultCorrupted("a secret summary in the vault is malformed") from None
         for name, secret in self._parsed.items():
             if name not in self._summaries:
@@ -135,7 +135,7 @@ class Body:
                 offset += summary_length
                 raw[name] = plaintext[offset:offset + length]
                 offset += length
-        except (struct.error, ValueError, KeyError, TypeError):
+        except (struct.error, ValueError, KeyError, TypeError, RecursionError):
             raise VaultCorrupted("vault body is malformed") from None
         if offset != len(plaintext):
             raise VaultCorrupted("vault body is malformed")
@@ -149,5 +149,5 @@ def _encode_json(doc: Any) -> bytes:
 def _decode_record(summary: bytes, record: bytes) -> Secret:
     try:
         return Secret.from_parts(SecretSummary.from_row(json.loads(summary)), json.loads(record))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise VaultCorrupted("a secret record in the vault is malformed") from None

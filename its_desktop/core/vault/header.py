@@ -153,7 +153,7 @@ def peek_header(path) -> VaultHeader:
 def parse_header(header_bytes: bytes) -> VaultHeader:
     try:
         doc = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nesting
         raise VaultCorrupted("vault header is not valid") from None
     obj = _require(doc, dict, "header")
     _require_keys(obj, {"created", "generation", "slots", "vault_id"}, "header")
@@ -184,7 +184,7 @@ def _b64(data: bytes) -> str:
 def _unb64(value: Any) -> bytes:
     try:
         return base64.b64decode(_require(value, str, "base64 field"), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII string
         raise VaultCorrupted("vault header has a malformed base64 field") from None
 
 
