@@ -4,15 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-# swig + libpcsclite-dev build pyscard (for yubikey-manager); the rest are Qt's X/EGL libraries,
+# swig + libpcsclite-dev build pyscard (for yubikey-manager), libtss2-dev + pkg-config build
+# tpm2-pytss (the TPM slot); the rest are Qt's X/EGL libraries,
 # a virtual screen for screenshots, and a D-Bus daemon for the auto-lock tests.
-SYSTEM_PACKAGES := swig libpcsclite-dev gcc python3-dev libegl1 libgl1 libglib2.0-0 libfontconfig1 \
+SYSTEM_PACKAGES := swig libpcsclite-dev libtss2-dev pkg-config gcc python3-dev libegl1 libgl1 libglib2.0-0 libfontconfig1 \
 	libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 xvfb xauth \
 	dbus-daemon dbus-bin
 BENCH_PACKAGES := keepassxc
-# a real PostgreSQL server (started by a test fixture) for the database rotator's tests
-TEST_PACKAGES := postgresql
+# a real PostgreSQL server (started by a test fixture) for the database rotator's tests, and
+# swtpm, the software TPM 2.0 the TPM slot's tests start
+TEST_PACKAGES := postgresql swtpm
 
 .PHONY: run test bench soak screenshots system-deps clean package
 
@@ -22,7 +24,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[dev]'
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[dev,tpm]'
 	@touch $(STAMP)
 
 run: system-deps $(STAMP)

@@ -42,6 +42,10 @@ def unlock_vault(args: argparse.Namespace) -> tuple[Vault, str | None]:
     factor = getattr(args, "factor", None)
     if factor == "recovery":
         return Vault.open(path, recovery_code=io.recovery_code(STDIN), actor=actor, wait=_waiting), None
+    if factor == "tpm2":
+        from ..factors.tpm2 import TpmOpener
+
+        return Vault.open(path, openers=(TpmOpener(io.tpm_pin()),), actor=actor, wait=_waiting), None
     password = io.master_password(STDIN, getattr(args, "password_stdin", False))
     openers: list = []
     if factor != "password":
@@ -293,6 +297,8 @@ def _factor_add(args: argparse.Namespace) -> int:
         io.info("new recovery code (shown once; the previous code no longer works):")
         print(code)
         return 0
+    if args.type == "tpm2":
+        return _factor_add_tpm(args)
     from ..factors import hardware
 
     vault, password = unlock_vault(args)
@@ -307,6 +313,19 @@ def _factor_add(args: argparse.Namespace) -> int:
         name = args.name or (f"YubiKey {key.serial} slot {args.slot}" if args.type == "yubikey" else key.label)
         slot = hardware.enroll(vault, key, password, _prompter(), name, {"otp_slot": args.slot})
     io.info(f"enrolled {slot.kind} '{slot.name}' as factor {slot.id}")
+    return 0
+
+
+def _factor_add_tpm(args: argparse.Namespace) -> int:
+    from ..factors import tpm2
+
+    pcrs = tpm2.parse_pcrs(args.pcrs) if args.pcrs is not None else tpm2.DEFAULT_PCRS
+    with open_vault(args) as vault:
+        pin = io.tpm_pin(confirm=True)
+        slot = tpm2.enroll(vault, pin, pcrs, args.name or "TPM + PIN")
+    bound = f"PCR {','.join(map(str, pcrs))}" if pcrs else "no PCRs"
+    io.info(f"enrolled this workstation's TPM ({bound}) as factor {slot.id}; "
+            f"unlock with --factor tpm2 and the PIN")
     return 0
 
 
@@ -343,6 +362,9 @@ def _slot_details(slot) -> str:
         return f"  (serial {slot.params.get('serial')}, OTP slot {slot.params.get('otp_slot')})"
     if slot.kind == "fido2":
         return f"  (PIN {'required' if slot.params.get('pin') else 'not set'})"
+    if slot.kind == "tpm2":
+        pcrs = slot.params.get("pcrs") or []
+        return f"  (PIN, PCR {','.join(map(str, pcrs))})" if pcrs else "  (PIN, no PCRs)"
     return ""
 
 

@@ -10,6 +10,7 @@ from ..core.errors import InvalidInput
 MASTER_PASSWORD_ENV = "ITS_MASTER_PASSWORD"
 NEW_PASSWORD_ENV = "ITS_NEW_MASTER_PASSWORD"
 RECOVERY_CODE_ENV = "ITS_RECOVERY_CODE"
+TPM_PIN_ENV = "ITS_TPM_PIN"
 
 
 class UsageError(InvalidInput):
@@ -97,6 +98,11 @@ def recovery_code(stdin: Stdin) -> str:
     if env:
         return env
     return prompt_secret("Recovery code")
+
+
+def tpm_pin(confirm: bool = False) -> str:
+    """The TPM slot's PIN: ITS_TPM_PIN, else a prompt (confirmed when enrolling)."""
+    return os.environ.get(TPM_PIN_ENV) or prompt_secret("TPM PIN", confirm=confirm)
 
 
 def print_json(doc: object) -> None:

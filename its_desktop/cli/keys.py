@@ -6,7 +6,8 @@ its-vault rekey          # asks for the master password (and a touch of each plu
 
 For a vault key that may have leaked (a memory dump, a debugger attached to the app): copies of
 the vault made from now on no longer open with it. The password stays the same (``passwd``
-changes it); keys that are not plugged in are removed (enrol them again); the recovery code is
+changes it); keys that are not plugged in are removed (enrol them again), TPM slots are kept
+when their PIN is given (ITS_TPM_PIN or a prompt) and removed otherwise; the recovery code is
 replaced by a new one, printed once on stdout. A running agent or app holding the old key is
 told to lock. Errors propagate to ``cli.main``.
 """
@@ -44,16 +45,36 @@ def cmd_rekey(args: argparse.Namespace) -> int:
 
             # The same password: its rebuild re-wraps for whatever key it is given, the new one.
             rebuild, dropped = rewrap_for_new_password(vault, password, _prompter())
+        if any(s.kind == "tpm2" for s in vault.slots):
+            rebuild, dropped = _with_tpm_slots(vault, rebuild, dropped)
         names = {s.id: f"{s.kind} '{s.name}' ({s.id})" for s in vault.slots}
         code = vault.rekey(password, rebuild, dropped)
     for slot_id in dropped:
-        io.warn(f"{names[slot_id]} was not plugged in to be re-wrapped, so it was removed: enrol it again")
+        why = "had no PIN given (ITS_TPM_PIN)" if names[slot_id].startswith("tpm2") else "was not plugged in"
+        io.warn(f"{names[slot_id]} {why} to be re-wrapped, so it was removed: enrol it again")
     if code is not None:
         io.info("new recovery code (shown once; the old code no longer works):")
         print(code, flush=True)
     io.info("vault re-keyed")
     _lock_stale_agent(_path(args))
     return 0
+
+
+def _with_tpm_slots(vault, rebuild, dropped):
+    """Add the TPM slots to a re-key: unsealed now with the PIN (ITS_TPM_PIN or a prompt), so a
+    wrong PIN stops the re-key before anything changes; with no PIN to ask for, they are dropped."""
+    import os
+
+    from ..factors import tpm2
+
+    pin = os.environ.get(io.TPM_PIN_ENV) or (io.prompt_secret("TPM PIN (to keep the TPM factor)")
+                                             if io.interactive() else None)
+    tpm_rebuild, tpm_dropped = tpm2.rewrap(vault, pin)
+
+    def both(vault_key, vault_id):
+        return (rebuild(vault_key, vault_id) if rebuild else []) + tpm_rebuild(vault_key, vault_id)
+
+    return both, tuple(dropped) + tpm_dropped
 
 
 def _lock_stale_agent(path: Path) -> None:

@@ -99,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("verify",))
     p.add_argument("--json", action="store_true")
 
-    p = command("factor", "enrol, list and remove unlock factors (YubiKey, FIDO2 key, recovery code)")
+    p = command("factor", "enrol, list and remove unlock factors (YubiKey, FIDO2 key, TPM + PIN, recovery code)")
     factor = p.add_subparsers(dest="factor_command", metavar="ACTION", required=True, parser_class=_Parser)
     add = factor.add_parser("add", parents=[common], help="enrol a factor")
     add.add_argument("type", choices=[k for k in KINDS if k != "password"])
     add.add_argument("--slot", type=int, choices=(1, 2), default=2, help="YubiKey OTP slot (default 2)")
     add.add_argument("--name", metavar="N", help="a name to tell this factor apart")
+    add.add_argument("--pcrs", metavar="LIST", help="TPM: PCRs the slot is bound to, e.g. 7 or 0,7, or 'none' "
+                     "(default 7, the Secure Boot state); the PIN comes from ITS_TPM_PIN or a prompt")
     lst = factor.add_parser("list", parents=[common], help="list the factors")
     lst.add_argument("--json", action="store_true")
     rm = factor.add_parser("rm", parents=[common], help="remove a factor (never the last way in)")

@@ -18,6 +18,7 @@ FACTORS: tuple[Factor, ...] = (
     Factor("yubikey", "YubiKey (HMAC-SHA1 challenge-response)", hardware=True),
     Factor("fido2", "FIDO2 key (hmac-secret)", hardware=True),
     Factor("recovery", "Recovery code", hardware=False),
+    Factor("tpm2", "This workstation's TPM 2.0 + PIN", hardware=False),
 )
 HARDWARE_KINDS: tuple[str, ...] = tuple(f.kind for f in FACTORS if f.hardware)
 KINDS: tuple[str, ...] = tuple(f.kind for f in FACTORS)

@@ -71,6 +71,17 @@ class Session:
         self._full_unlock_at = self.clock()
         return self.vault
 
+    def unlock_with_tpm(self, pin: str) -> Vault:
+        """Full unlock with this workstation's TPM and its PIN (no password, no quick unlock:
+        the PIN is as quick)."""
+        self.lock(quick=False)
+        from ..factors.tpm2 import TpmOpener
+
+        self.vault = Vault.open(self.path, openers=(TpmOpener(pin),), actor=self.actor, clock=self.vault_clock)
+        self.vault.flush_audit()
+        self._full_unlock_at = self.clock()
+        return self.vault
+
     def _keep(self, rearm: Rearm) -> None:
         if self._armed is not None:
             self._armed.wipe()

@@ -112,6 +112,10 @@ class VaultController(QObject):
         self._run(work, done)
 
     def unlock(self, password: str, factor: str | None = None, pin: str | None = None) -> None:
+        if factor == "tpm2":
+            tpm_pin = pin or ""
+            self._run(lambda: self.session.unlock_with_tpm(tpm_pin), lambda _vault: self.unlocked.emit())
+            return
         prompter = self._prompter_for(pin)
         self._run(lambda: self.session.unlock(password, prompter, factor), lambda _vault: self.unlocked.emit())
 

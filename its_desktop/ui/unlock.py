@@ -25,7 +25,8 @@ from ..core.vault.header import peek_header
 from .controller import VaultController
 
 FACTOR_CHOICES = (("Password (and any plugged-in key)", None), ("YubiKey", "yubikey"), ("FIDO2 key", "fido2"),
-                  ("Password only", "password"))
+                  ("This workstation (TPM) + PIN", "tpm2"), ("Password only", "password"))
+CHOOSABLE = ("yubikey", "fido2", "tpm2")  # the factors that make the choice worth showing
 
 
 class UnlockPage(QWidget):
@@ -45,8 +46,6 @@ class UnlockPage(QWidget):
         self.confirm.setPlaceholderText("Repeat it")
         self.factor = QComboBox()
         self.factor.setAccessibleName("Unlock factor")
-        for label, value in FACTOR_CHOICES:
-            self.factor.addItem(label, value)
         self.pin = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
         self.pin.setAccessibleName("FIDO2 PIN")
         self.pin.setPlaceholderText("PIN of the FIDO2 key")
@@ -112,10 +111,12 @@ class UnlockPage(QWidget):
 
         self.unlock_button.clicked.connect(self.submit)
         self.password.returnPressed.connect(self.submit)
+        self.pin.returnPressed.connect(self.submit)
         self.confirm.returnPressed.connect(self.submit)
         self.quick_button.clicked.connect(self.quick_unlock)
         self.cancel_button.clicked.connect(controller.cancel)
         self.other_button.clicked.connect(self._choose_other)
+        self.factor.currentIndexChanged.connect(self._factor_chosen)
         controller.failed.connect(self._failed)
         controller.touch_requested.connect(lambda message: self.status.setText(message + "…"))
         controller.busy.connect(self._busy)
@@ -136,23 +137,38 @@ class UnlockPage(QWidget):
         self.quick_button.setVisible(self.controller.can_quick_unlock)
         self.cancel_button.setVisible(False)
         kinds: list[str] = []
-        needs_pin = False
+        self._fido2_pin = False
         if not creating:
             try:
                 slots = peek_header(self.controller.path).slots
                 kinds = [s.kind for s in slots]
-                needs_pin = any(s.kind == "fido2" and s.params.get("pin") for s in slots)
+                self._fido2_pin = any(s.kind == "fido2" and s.params.get("pin") for s in slots)
             except VaultError as exc:
                 self.status.setText(str(exc))
             except OSError:
                 self.status.setText("the vault file cannot be read")
-        names = {"password": "password", "recovery": "recovery code", "yubikey": "YubiKey", "fido2": "FIDO2 key"}
+        names = {"password": "password", "recovery": "recovery code", "yubikey": "YubiKey", "fido2": "FIDO2 key",
+                 "tpm2": "this workstation's TPM + PIN"}
         self.factors_label.setText("Ways in: " + ", ".join(names.get(k, k) for k in sorted(set(kinds))) if kinds else "")
-        self.form.setRowVisible(self.factor, not creating and any(k in ("yubikey", "fido2") for k in kinds))
-        self.form.setRowVisible(self.pin, needs_pin)
+        self.factor.blockSignals(True)
+        self.factor.clear()
+        for label, value in FACTOR_CHOICES:  # only what this vault has
+            if value not in CHOOSABLE or value in kinds:
+                self.factor.addItem(label, value)
+        self.factor.blockSignals(False)
+        self.form.setRowVisible(self.factor, not creating and any(k in CHOOSABLE for k in kinds))
+        self._factor_chosen()
         self.plugged_label.clear()
         if any(k in ("yubikey", "fido2") for k in kinds):
             self.controller.runner.submit(_plugged_keys, self._show_plugged, lambda _error: None)
+
+    def _factor_chosen(self) -> None:
+        """The TPM needs its PIN and no password; a FIDO2 key with a PIN needs that PIN too."""
+        tpm = self.factor.currentData() == "tpm2"
+        self.password.setEnabled(not tpm)
+        self.pin.setAccessibleName("TPM PIN" if tpm else "FIDO2 PIN")
+        self.pin.setPlaceholderText("PIN of this workstation's TPM slot" if tpm else "PIN of the FIDO2 key")
+        self.form.setRowVisible(self.pin, tpm or self._fido2_pin)
 
     def _show_plugged(self, labels: list[str]) -> None:
         """Which keys are plugged in (found off the GUI thread: USB discovery can be slow)."""
@@ -160,6 +176,8 @@ class UnlockPage(QWidget):
 
     def submit(self) -> None:
         password = self.password.text()
+        if not self.creating and self.factor.currentData() == "tpm2":
+            return self._submit_tpm()
         if not password:
             self.status.setText("Type the master password.")
             return
@@ -174,6 +192,16 @@ class UnlockPage(QWidget):
             self.status.setText(f"Too many failed attempts: wait {delay:.0f} s.")
             return
         self.controller.unlock(password, self.factor.currentData(), self.pin.text() or None)
+
+    def _submit_tpm(self) -> None:
+        if not self.pin.text():
+            self.status.setText("Type the TPM PIN.")
+            return
+        delay = throttle.read_failures(self.controller.path).delay(time.time())
+        if delay > 0:
+            self.status.setText(f"Too many failed attempts: wait {delay:.0f} s.")
+            return
+        self.controller.unlock("", "tpm2", self.pin.text())
 
     def quick_unlock(self) -> None:
         self.controller.quick_unlock(self.pin.text() or None)

@@ -26,3 +26,9 @@ def test_every_hardware_factor_has_discovery_and_an_emulated_device_test(monkeyp
     assert set(emulated_tests) == set(HARDWARE_KINDS)
     for name in emulated_tests.values():
         assert (TESTS / name).exists()
+
+
+def test_the_tpm_factor_has_its_software_tpm_tests():
+    assert "tpm2" in {f.kind for f in FACTORS}
+    assert (TESTS.parent / "integration" / "test_tpm2.py").exists()
+    assert (TESTS.parent / "gui" / "test_tpm_gui.py").exists()

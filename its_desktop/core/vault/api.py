@@ -30,6 +30,7 @@ from ..errors import (
     VaultNotFound,
     WrongCredentials,
 )
+from ..memory import lock_memory, unlock_memory
 from ..secrets import Secret, SecretSummary, SecretType, new_id, utcnow, validate_name
 from . import backups
 from . import rekey as rekeylib
@@ -114,6 +115,7 @@ class Vault:
         self._header = envelope.header
         self._stamp = stamp
         self._key: bytearray | None = vault_key
+        lock_memory(vault_key)  # best effort: out of swap while unlocked (core/memory.py)
         self._body: Body | None = body
         self._audit: AuditLog | None = AuditLog(path, vault_key, envelope.header.vault_id)
         self.actor = actor
@@ -249,6 +251,7 @@ class Vault:
     def _wipe(self) -> None:
         if self._key is not None:
             wipe(self._key)
+            unlock_memory(self._key)
         if self._audit is not None:
             self._audit.wipe()
         self._key = None
@@ -665,7 +668,9 @@ class Vault:
                     raise
                 old_audit, self._audit = self._audit, done.audit
                 self._key, self._header, self._stamp = done.key, done.header, file_stamp(self.path)
+                lock_memory(done.key)
                 wipe(key)
+                unlock_memory(key)
                 old_audit.wipe()
                 done.audit.commit_staged()
         return done.recovery_code

@@ -208,14 +208,17 @@ class SlotModel(KeyedTableModel[SlotRow]):
 
 
 class KeyPasswordDialog(QDialog):
-    """The master password a new key slot is bound to (password + key), plus a name and, for a
-    FIDO2 key, its PIN. Asked up front, since the key is driven off the GUI thread."""
+    """What a new slot needs, asked up front since the device is driven off the GUI thread: for
+    a key, the master password it is bound to (password + key), a name and, for a FIDO2 key, its
+    PIN; for this workstation's TPM, a new PIN typed twice (the TPM slot needs no password)."""
+
+    TITLES = {"yubikey": "Add YubiKey", "fido2": "Add FIDO2 key", "tpm2": "Add this workstation's TPM"}
 
     def __init__(self, kind: str, on_ok: Callable[[str, str, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.kind = kind
         self._on_ok = on_ok
-        title = "Add YubiKey" if kind == "yubikey" else "Add FIDO2 key"
+        title = self.TITLES[kind]
         self.setWindowTitle(title)
         self.setAccessibleName(title)
         self.password = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
@@ -226,30 +229,48 @@ class KeyPasswordDialog(QDialog):
         self.pin = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
         self.pin.setAccessibleName("PIN of the key")
         self.pin.setPlaceholderText("only if the key has a PIN")
+        self.pin_again = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.pin_again.setAccessibleName("Repeat the PIN")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setAccessibleName("Enrol the key")
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAccessibleName("Cancel")
+        self.problem = _plain_label("Enrolment problem")
         form = QFormLayout(self)
-        form.addRow("Master password", self.password)
+        if kind == "tpm2":
+            self.pin.setAccessibleName("New TPM PIN")
+            self.pin.setPlaceholderText("at least 4 characters; the TPM locks out after a few wrong ones")
+            form.addRow("New PIN", self.pin)
+            form.addRow("Repeat PIN", self.pin_again)
+            self.password.hide()
+            self.pin_again.returnPressed.connect(self._ok)
+        else:
+            form.addRow("Master password", self.password)
+            self.pin_again.hide()
+            self.password.returnPressed.connect(self._ok)
         form.addRow("Name", self.key_name)
         if kind == "fido2":
             form.addRow("PIN", self.pin)
-        else:
+        elif kind != "tpm2":
             self.pin.hide()
+        form.addRow(self.problem)
         form.addRow(self.buttons)
         self.buttons.accepted.connect(self._ok)
         self.buttons.rejected.connect(self.reject)
-        self.password.returnPressed.connect(self._ok)
         self.finished.connect(self.wipe)
 
     def _ok(self) -> None:
         """Hands over password, PIN and name, then closes (which wipes the fields)."""
+        if self.kind == "tpm2" and self.pin.text() != self.pin_again.text():
+            self.problem.setText("The two PINs differ.")
+            self.pin_again.clear()
+            return
         self._on_ok(self.password.text(), self.pin.text(), self.key_name.text().strip())
         self.accept()
 
     def wipe(self) -> None:
         self.password.clear()
         self.pin.clear()
+        self.pin_again.clear()
 
 
 # -- the panel ----------------------------------------------------------------------------------
@@ -332,6 +353,7 @@ class MfaPanel(Panel):
         self.slots_view = _table(self.slots, "Unlock factors")
         self.add_yubikey_button = _button("Add YubiKey")
         self.add_fido2_button = _button("Add FIDO2 key")
+        self.add_tpm_button = _button("Add this workstation (TPM)…", "Add TPM")
         self.recovery_button = _button("New recovery code")
         self.remove_slot_button = _button("Remove", "Remove factor")
         self.recovery_code = QLineEdit(readOnly=True)
@@ -363,7 +385,8 @@ class MfaPanel(Panel):
         factors_layout = QVBoxLayout(factors)
         factors_layout.addWidget(self.slots_view)
         row = QHBoxLayout()
-        for button in (self.add_yubikey_button, self.add_fido2_button, self.recovery_button, self.remove_slot_button):
+        for button in (self.add_yubikey_button, self.add_fido2_button, self.add_tpm_button, self.recovery_button,
+                       self.remove_slot_button):
             row.addWidget(button)
         factors_layout.addLayout(row)
         row = QHBoxLayout()
@@ -389,6 +412,7 @@ class MfaPanel(Panel):
         self.discard_pending_button.clicked.connect(self._discard_pending)
         self.add_yubikey_button.clicked.connect(lambda: self._ask_key_password("yubikey"))
         self.add_fido2_button.clicked.connect(lambda: self._ask_key_password("fido2"))
+        self.add_tpm_button.clicked.connect(lambda: self._ask_key_password("tpm2"))
         self.recovery_button.clicked.connect(self._new_recovery_code)
         self.remove_slot_button.clicked.connect(self._ask_remove_slot)
         self.recovery_done.clicked.connect(self._hide_recovery_code)
@@ -630,6 +654,8 @@ class MfaPanel(Panel):
         self.key_dialog.open()
 
     def _enroll(self, kind: str, password: str, pin: str, name: str) -> None:
+        if kind == "tpm2":
+            return self._enroll_tpm(pin, name)
         vault = self.controller.vault
         if vault is None or not password:
             return self._say("Enrolling a key needs the master password.")
@@ -654,6 +680,23 @@ class MfaPanel(Panel):
             self.controller.notify_changed()
 
         self._say("Enrolling: touch the key when it blinks…")
+        self.controller.runner.submit(work, done, self._failed)
+
+    def _enroll_tpm(self, pin: str, name: str) -> None:
+        vault = self.controller.vault
+        if vault is None:
+            return
+
+        def work() -> KeySlot:
+            from ...factors import tpm2
+
+            return tpm2.enroll(vault, pin, name=name or "TPM + PIN")
+
+        def done(slot: KeySlot) -> None:
+            self._say(f"Enrolled this workstation's TPM as '{slot.name}': unlock with the TPM and the PIN.")
+            self.controller.notify_changed()
+
+        self._say("Sealing a key to this workstation's TPM…")
         self.controller.runner.submit(work, done, self._failed)
 
     def _new_recovery_code(self) -> None:
