@@ -117,6 +117,19 @@ def check_device_libraries(test: SelfTest) -> None:
     import yubikit.yubiotp  # noqa: F401
 
 
+def check_tpm_library(test: SelfTest) -> None:
+    """The TPM slot's bindings load (tpm2-pytss and the tpm2-tss libraries it links); no TPM is
+    contacted. The TCTI modules (device, swtpm…) are loaded by tpm2-tss when a TPM is used."""
+    import tpm2_pytss  # noqa: F401
+    from tpm2_pytss.types import TPM2B_PUBLIC
+
+    from .factors import tpm2
+
+    TPM2B_PUBLIC.parse("ecc256:aes128cfb")
+    if tpm2.parse_pcrs("7") != (7,):
+        raise AssertionError("the TPM factor's PCR parsing is broken")
+
+
 def check_sdks(test: SelfTest) -> None:
     """The SDKs sync and the rotators load lazily: boto3 with botocore's service data, hvac, and
     psycopg with its bundled libpq (clients are built, nothing is contacted)."""
@@ -152,6 +165,7 @@ CHECKS: tuple[Check, ...] = (
     ("QR codes: draw and read", check_qr),
     ("emulated YubiKey and FIDO2 key: enrol and unlock", check_hardware_keys),
     ("hardware key libraries", check_device_libraries),
+    ("TPM 2.0 library (tpm2-pytss)", check_tpm_library),
     ("sync and rotation SDKs: boto3, hvac, psycopg", check_sdks),
     ("keyring entry point", check_keyring_entry_point),
 )

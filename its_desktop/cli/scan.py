@@ -20,7 +20,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from . import io
 from .io import UsageError
@@ -45,6 +45,7 @@ def add_scan_commands(command: Callable[[str, str], argparse.ArgumentParser],
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="skip what this gitignore-style pattern matches (repeatable)")
     p.add_argument("--no-patterns", action="store_true", help="look for vault values only")
+    p.add_argument("--jobs", type=int, metavar="N", help="search in N processes (default: one per CPU, up to 8)")
     p.set_defaults(handler=cmd_scan)
 
 
@@ -58,7 +59,7 @@ def parse_size(text: str) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     from ..scan.fix import fix_findings
     from ..scan.matcher import Matcher, secret_sources
-    from ..scan.scanner import ScanOptions, scan
+    from ..scan.scanner import ScanOptions, default_workers, scan
     from ..scan.walker import WalkOptions
     from .commands import open_vault
 
@@ -67,6 +68,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not Path(path).exists() and not Path(path).is_symlink():
             raise UsageError(f"no such file or folder: {path}")
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        raise UsageError("--jobs expects a number from 1 to 64")
     if args.yes and not args.fix:
         raise UsageError("--yes goes with --fix")
     if args.fix and not args.yes and not io.interactive():
@@ -74,7 +77,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     fix_result = None
     with open_vault(args) as vault:
         matcher = Matcher(secret_sources(vault.secrets()))
-        report = scan(args.paths, matcher, options)
+        report = scan(args.paths, matcher, options, workers=args.jobs or default_workers())
         vault.record("scan", detail=report.audit_detail())
         _print_findings(report, args.json)
         secrets = report.secret_findings
@@ -118,38 +121,3 @@ def _confirm(secrets: list) -> bool:
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     return answer in ("y", "yes")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """``cli.main``'s parser, with ``scan`` added when it is not registered there (yet)."""
-    from . import main as cli_main
-
-    parser = cli_main.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
-    if "scan" not in sub.choices:
-        common = cli_main._common()  # noqa: SLF001
-
-        def command(name: str, help: str) -> argparse.ArgumentParser:
-            return sub.add_parser(name, parents=[common], help=help, description=help)
-
-        add_scan_commands(command, common)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m its_desktop.cli.scan scan PATH...``: the same as ``its-vault scan``,
-    with ``cli.main``'s error mapping."""
-    from . import main as cli_main
-
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    if not getattr(args, "command", None):
-        return cli_main._fail("a command is required (see 'its-vault --help')", cli_main.EXIT_USAGE)  # noqa: SLF001
-    return cli_main.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

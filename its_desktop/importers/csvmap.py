@@ -5,9 +5,10 @@ keys in and for exporters without an importer of their own.
 field:account=Acct,tag:env=Env``: columns by their header (ignoring case and spaces); ``name``
 and ``value`` are required; with a map, only mapped columns are read. Without a map the header
 is guessed: name from Name/Title/Key/Label, value from Value/Password/Secret/Token, folder from
-Folder/Group/Path, type from Type, description from Description/Notes, expiry from
-Expires/Expiry/Expiration, tags from Tags (``env=prod, desk``), and every other column is a
-field named by its header.
+Folder/Group/Path, type from Type, description from Description, expiry from
+Expires/Expiry/Expiration, tags from Tags (``env=prod, desk``), a Notes/Note column becomes the
+field ``notes`` (as in the password-manager importers: notes often hold recovery codes, and
+descriptions are listed and searched), and every other column is a field named by its header.
 
 A slash in the name makes folders (``brokers/ibkr/api_key``), under the folder column's path.
 A row without a value, with an unknown type or an expiry that is not a date is a problem of its
@@ -32,10 +33,12 @@ GUESSES = {
     "value": ("Value", "Password", "Secret", "Token"),
     "folder": ("Folder", "Group", "Path"),
     "type": ("Type",),
-    "description": ("Description", "Notes", "Note"),
+    "description": ("Description",),
     "expires": ("Expires", "Expires at", "Expiry", "Expiration"),
     "tags": ("Tags",),
 }
+
+NOTES_HEADERS = ("notes", "note")
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,12 @@ def _guess(table: Table, source: str) -> ColumnMap:
         raise InvalidInput(f"{source}: cannot tell which columns hold the name and the value: "
                            "give --map name=COLUMN,value=COLUMN")
     used = set(roles.values())
-    fields = tuple((header, header) for header in table.header if header and header not in used)
+    fields = tuple((_field_name(header), header) for header in table.header if header and header not in used)
     return ColumnMap(tuple((role, column) for role, column in roles.items() if column), fields)
+
+
+def _field_name(header: str) -> str:
+    return "notes" if header.strip().lower() in NOTES_HEADERS else header
 
 
 def _secret(row: Row, mapping: ColumnMap, origin: ImportIssue) -> ImportedSecret:

@@ -76,6 +76,15 @@ class ScanStats:
                      f"8 characters not searched")
         return line
 
+    def add_counts(self, other: ScanStats) -> None:
+        """Add another part's file counts (a worker's, or the walk's)."""
+        self.files_scanned += other.files_scanned
+        self.bytes_scanned += other.bytes_scanned
+        self.skipped_ignored += other.skipped_ignored
+        self.skipped_binary += other.skipped_binary
+        self.skipped_large += other.skipped_large
+        self.skipped_other += other.skipped_other
+
     def to_json(self) -> dict:
         return {"files_scanned": self.files_scanned, "bytes_scanned": self.bytes_scanned,
                 "skipped_ignored": self.skipped_ignored, "skipped_binary": self.skipped_binary,

@@ -181,6 +181,16 @@ def walk(paths: Iterable[str | os.PathLike], options: WalkOptions, stats: ScanSt
          cancel: threading.Event | None = None) -> Iterator[tuple[str, bytes]]:
     """(path, contents) of every file to scan, in folder order; skips are counted in
     ``stats``. A missing path raises FileNotFoundError before anything is read."""
+    for path in walk_paths(paths, options, stats, cancel):
+        data = read_file(path, options, stats)
+        if data is not None:
+            yield path, data
+
+
+def walk_paths(paths: Iterable[str | os.PathLike], options: WalkOptions, stats: ScanStats,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+    """The files to read, in folder order: the listing's part of ``walk`` (ignored, large by
+    their listed size, and non-regular entries are counted here; ``read_file`` counts the rest)."""
     starts = [Path(p) for p in paths]
     for start in starts:
         if not os.path.lexists(start):
@@ -195,13 +205,11 @@ def walk(paths: Iterable[str | os.PathLike], options: WalkOptions, stats: ScanSt
             excluded = (_Scope(excludes, ""),) if excludes else ()
             yield from _walk_folder(str(start), scopes, excluded, options, stats, cancel)
         else:
-            data = _read(str(start), options, stats)
-            if data is not None:
-                yield str(start), data
+            yield str(start)
 
 
 def _walk_folder(top: str, scopes: tuple[_Scope, ...], excluded: tuple[_Scope, ...], options: WalkOptions,
-                 stats: ScanStats, cancel: threading.Event | None) -> Iterator[tuple[str, bytes]]:
+                 stats: ScanStats, cancel: threading.Event | None) -> Iterator[str]:
     """Depth first, in name order. ``excluded`` (``--exclude``) wins over any ``.gitignore``."""
     stack = [(top, scopes, excluded)]
     while stack:
@@ -246,13 +254,11 @@ def _walk_folder(top: str, scopes: tuple[_Scope, ...], excluded: tuple[_Scope, .
             if size > options.max_size:
                 stats.skipped_large += 1
                 continue
-            data = _read(entry.path, options, stats)
-            if data is not None:
-                yield entry.path, data
+            yield entry.path
         stack.extend(reversed(folders))  # popped in name order
 
 
-def _read(path: str, options: WalkOptions, stats: ScanStats) -> bytes | None:
+def read_file(path: str, options: WalkOptions, stats: ScanStats) -> bytes | None:
     """The file's bytes, or None (counted) when it is not a regular file, too large, binary
     or unreadable. No symlink is followed, and a fifo swapped in after the listing does not
     block (O_NONBLOCK, then fstat)."""

@@ -219,8 +219,9 @@ class UnlockPage(QWidget):
 
     def _failed(self, message: str) -> None:
         self.status.setText(message[:1].upper() + message[1:] + ".")
-        self.password.selectAll()
-        self.password.setFocus()
+        retry = self.pin if self.factor.currentData() == "tpm2" else self.password
+        retry.selectAll()
+        retry.setFocus()
 
     def _busy(self, busy: bool) -> None:
         self.unlock_button.setEnabled(not busy)

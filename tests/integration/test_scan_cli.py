@@ -20,17 +20,6 @@ DB_PASSWORD = "s3cr3t:pa$$-word!"
 AWS_ID = "AKIA" + "T" * 16
 
 
-def _command() -> list[str]:
-    """``its-vault`` once ``scan`` is registered in ``cli.main``; until then the scan module's
-    own entry point, which adds it to the same parser."""
-    import argparse
-
-    from its_desktop.cli.main import build_parser
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return list(ITS_VAULT) if "scan" in commands.choices else [sys.executable, "-m", "its_desktop.cli.scan"]
-
-
 @pytest.fixture
 def its(cli_env, tmp_path):
     path = Path(cli_env["ITS_VAULT_PATH"])
@@ -39,7 +28,7 @@ def its(cli_env, tmp_path):
         vault.set("brokers/ibkr/api_key", VALUE)
         vault.set("db/main", "ignored-value-0000", fields={"password": DB_PASSWORD, "host": "db1"})
         vault.set("short", "abc")
-    command = _command()
+    command = list(ITS_VAULT)
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         result = subprocess.run(command + list(args), env=cli_env, input=stdin, capture_output=True, text=True,
@@ -78,6 +67,11 @@ def test_findings_lines_summary_and_exit_code(its, tree):
     assert "scanned 5 files" in result.stderr and "files per second" in result.stderr
     assert "1 value shorter than 8 characters not searched" in result.stderr
     assert "1 ignored" in result.stderr
+
+    one_process = its("scan", str(tree), "--jobs", "1")
+    assert (one_process.returncode, one_process.stdout) == (EXIT_FINDINGS, result.stdout)
+    bad_jobs = its("scan", str(tree), "--jobs", "0")
+    assert bad_jobs.returncode == 2 and bad_jobs.stderr.count("\n") == 1 and "--jobs" in bad_jobs.stderr
 
     everything = its("scan", str(tree), "--no-gitignore", "--json")
     doc = json.loads(everything.stdout)

@@ -437,10 +437,12 @@ def test_csv_with_a_column_mapping(tmp_path):
 
 
 def test_csv_header_guess_without_a_mapping(tmp_path):
-    rows = [["name", "value", "folder", "username", "tags"], ["api_key", IBKR_KEY, "brokers/ibkr", "alice", "env=prod"]]
+    rows = [["name", "value", "folder", "username", "tags", "Notes", "Description"],
+            ["api_key", IBKR_KEY, "brokers/ibkr", "alice", "env=prod", "recovery: 1234", "paper desk"]]
     secret = read_source("csv", write(tmp_path / "keys.csv", csv_text(rows))).secrets[0]
     assert (secret.name, secret.value, secret.type) == ("brokers/ibkr/api_key", IBKR_KEY, SecretType.API_KEY)
-    assert secret.fields == {"username": "alice"} and secret.tags["env"] == "prod"
+    assert secret.fields == {"username": "alice", "notes": "recovery: 1234"} and secret.tags["env"] == "prod"
+    assert secret.description == "paper desk"  # notes never land in the listed, searched description
     with pytest.raises(InvalidInput, match="give --map name=COLUMN,value=COLUMN"):
         read_source("csv", write(tmp_path / "odd.csv", "Acct,Secret Thing\r\nx,y\r\n"))
 

@@ -258,6 +258,49 @@ def test_fix_leaves_a_file_changed_since_the_scan_alone(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 
 
+# -- worker processes -------------------------------------------------------------------------
+
+
+def _tree_with_leaks(root: Path, files: int = 700) -> Matcher:
+    rng = random.Random(11)
+    values = ["".join(rng.choices(string.ascii_letters + string.digits, k=24)) for _ in range(20)]
+    for i in range(files):
+        lines = [f"line {n} of file {i}" for n in range(rng.randint(1, 30))]
+        if i % 37 == 0:
+            lines.insert(rng.randrange(len(lines) + 1), f"KEY={values[i % 20]}")
+        if i % 101 == 0:
+            lines.append("AKIAIOSFODNN7EXAMPLE")
+        write(root / f"p{i % 7}" / f"d{i // 60}" / f"f{i}.txt", "\n".join(lines))
+    write(root / "p0" / "blob.bin", b"\0" * 100)
+    write(root / "p1" / "big.txt", "x" * (2 * 1024 * 1024))
+    write(root / "p2" / ".gitignore", "d0/\n")
+    return matcher(*((f"s/{i}", v) for i, v in enumerate(values)))
+
+
+def test_worker_processes_give_the_same_report_as_one_process(tmp_path):
+    m = _tree_with_leaks(tmp_path)
+    one = scan([tmp_path], m, ScanOptions())
+    two = scan([tmp_path], m, ScanOptions(), workers=2)
+    assert len(one.secret_findings) > 10 and one.pattern_findings
+    assert two.findings == one.findings  # the same findings, in the same (folder) order
+    counts = lambda stats: {k: v for k, v in stats.to_json().items() if k not in ("seconds", "files_per_second")}  # noqa: E731
+    assert counts(two.stats) == counts(one.stats)
+    assert one.stats.skipped_binary == 1 and one.stats.skipped_large == 1 and one.stats.skipped_ignored == 1
+
+
+def test_worker_processes_report_progress_and_stop_when_cancelled(tmp_path):
+    import threading
+
+    m = _tree_with_leaks(tmp_path, files=2500)
+    seen: list[int] = []
+    report = scan([tmp_path], m, ScanOptions(), progress=seen.append, workers=2)
+    assert seen and seen == sorted(seen) and seen[-1] <= report.stats.files_scanned == 2500 - 9 + 1  # p2/d0 ignored, + .gitignore
+    cancel = threading.Event()
+    cancel.set()
+    stopped = scan([tmp_path], m, ScanOptions(), cancel=cancel, workers=2)
+    assert stopped.cancelled and stopped.stats.files_scanned == 0
+
+
 # -- speed ------------------------------------------------------------------------------------
 
 
@@ -276,6 +319,10 @@ def test_files_scanned_per_second(tmp_path, capsys):
     rate = report.stats.files_per_second
     assert len(report.secret_findings) == 5
     assert rate > 500, f"files scanned per second: {rate:,.0f}"
+    workers = max(2, os.cpu_count() or 1)
+    parallel = scan([tmp_path], m, ScanOptions(), workers=workers)
+    assert parallel.findings == report.findings
     with capsys.disabled():  # past pytest's capture, so `make test` shows the figure
-        print(f"\nleak scan: {rate:,.0f} files scanned per second ({report.stats.files_scanned} files, "
-              f"200 secrets)")
+        print(f"\nleak scan: {rate:,.0f} files scanned per second in one process, "
+              f"{parallel.stats.files_per_second:,.0f} with {workers} workers "
+              f"({report.stats.files_scanned} files, 200 secrets)")
