@@ -207,6 +207,7 @@ def test_the_canary_is_nowhere_it_must_not_be(tmp_path, cli_env, gui_env, qtbot,
     exceptions: list[BaseException] = []
     with ArgvSampler() as argv:
         _drive_the_cli(cli)
+        _drive_moving_in_and_out(cli, tmp_path)
         bot_outputs = _drive_the_agent(cli, tmp_path, search)
         gui_texts = _drive_the_gui(qtbot, cli.vault, search, exceptions)
         cli.ok("lockdown")
@@ -303,6 +304,43 @@ def _drive_the_cli(cli: Cli) -> None:
     cli.failing("set", NAME, "--value-stdin", input="")
     cli.failing("run", "--env", f"KEY=its://{NAME}#nope", "--", sys.executable, "-c", "pass")
     cli.failing("run", "--env", f"KEY=its://{NAME}", "--", "/nonexistent/program")
+
+
+def _drive_moving_in_and_out(cli: Cli, tmp_path: Path) -> None:
+    """Import, backup and restore, the leak scan (and its fix), stats and export. The files that
+    hold the canary on purpose (the .env imported, the file the scan finds it in, the export)
+    are checked and then deleted, as the docs tell the user to; everything else stays to be
+    searched."""
+    moving = tmp_path / "moving"
+    moving.mkdir()
+    source = moving / "bot.env"
+    source.write_text(f"IMPORTED_KEY={CANARY}\n")
+    cli.ok("import", "env", str(source), "--prefix", "imported", "--dry-run")
+    cli.ok("import", "env", str(source), "--prefix", "imported")
+    source.unlink()
+    assert cli.ok_legit("get", "imported/IMPORTED_KEY").stdout == CANARY + "\n"
+
+    backup_env = {"ITS_BACKUP_PASSWORD": "backup passphrase " + uuid.uuid4().hex[:8]}
+    cli.ok("backup", str(moving / "vault.backup"), env=backup_env)
+    cli.ok("restore-backup", str(moving / "vault.backup"), "--vault", str(moving / "restored.its"), env=backup_env)
+    cli.ok("backups")
+    cli.ok("stats")
+    cli.ok("stats", "--json")
+
+    leaky = moving / "bots" / "config.py"
+    leaky.parent.mkdir()
+    leaky.write_text(f'API_KEY = "{CANARY}"\n')
+    assert cli.run("scan", str(leaky.parent)).code == 8
+    assert cli.run("scan", str(leaky.parent), "--json").code == 8
+    cli.ok("scan", str(leaky.parent), "--fix", "--yes")
+    assert CANARY not in leaky.read_text() and "its://" in leaky.read_text()
+
+    export = moving / "export.json"
+    cli.ok("export", str(export), env={"ITS_REAUTH_PASSWORD": PASSWORD})
+    assert CANARY in export.read_text()  # plain text on purpose, after re-authentication
+    export.unlink()
+    cli.failing("export", str(moving / "refused.json"), env={"ITS_REAUTH_PASSWORD": WRONG_PASSWORD})
+    assert not (moving / "refused.json").exists()
 
 
 # -- the agent ----------------------------------------------------------------------------------
