@@ -9,9 +9,10 @@ and locks out (dictionary-attack protection), which is what makes a short PIN ac
 The unsealed secret is the slot's key material; the master password is not involved.
 
 The TPM is reached through a TCTI string in tpm2-tools' syntax: ``ITS_TPM_TCTI``, by default
-``device:/dev/tpmrm0`` (the kernel's resource manager). The unseal runs in a policy session
-salted with the primary key that encrypts the response, so the secret never crosses the bus in
-the clear. Every transient object is flushed, since a TPM without a resource manager keeps them.
+``device:/dev/tpmrm0`` (the kernel's resource manager). Sealing and unsealing run in sessions
+salted with the primary key that encrypt the secret on its way in and out, so it never crosses
+the bus in the clear (a test reads swtpm's log of every byte). Every transient object is
+flushed, since a TPM without a resource manager keeps them.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Tpm:
         self.close()
 
     def seal(self, secret: bytes, auth: bytes, pcrs: tuple[int, ...]) -> SealedSecret:
-        from tpm2_pytss.constants import TPM2_ALG, TPMA_OBJECT
+        from tpm2_pytss.constants import TPM2_ALG, TPM2_SE, TPMA_OBJECT, TPMA_SESSION
         from tpm2_pytss.types import (TPM2B_AUTH, TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPM2B_SENSITIVE_DATA,
                                       TPMS_KEYEDHASH_PARMS, TPMS_SENSITIVE_CREATE, TPMT_KEYEDHASH_SCHEME,
                                       TPMT_PUBLIC, TPMU_PUBLIC_PARMS)
@@ -149,7 +150,12 @@ class Tpm:
                     scheme=TPMT_KEYEDHASH_SCHEME(scheme=TPM2_ALG.NULL)))))
             sensitive = TPM2B_SENSITIVE_CREATE(TPMS_SENSITIVE_CREATE(
                 userAuth=TPM2B_AUTH(auth), data=TPM2B_SENSITIVE_DATA(secret)))
-            private, public, *_ = self._esapi.create(primary, sensitive, template)
+            # A salted HMAC session that encrypts the command's first parameter (the secret and
+            # the PIN's auth value) on its way to the TPM, as the unseal's session does back.
+            session = self._esapi.start_auth_session(primary, _none(), TPM2_SE.HMAC, _aes128cfb(), TPM2_ALG.SHA256)
+            with self._flushing(session):
+                self._esapi.trsess_set_attributes(session, TPMA_SESSION.DECRYPT | TPMA_SESSION.CONTINUESESSION)
+                private, public, *_ = self._esapi.create(primary, sensitive, template, session1=session)
             return SealedSecret(bytes(public.marshal()), bytes(private.marshal()), pcrs)
 
     def unseal(self, sealed: SealedSecret, auth: bytes) -> bytearray:

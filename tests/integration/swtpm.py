@@ -52,6 +52,12 @@ class Swtpm:
     folder: Path
     port: int = field(default_factory=_port_pair)
     process: subprocess.Popen | None = None
+    log_io: bool = False  # swtpm writes every byte it reads and writes to io.log, in hex
+
+    def io_hex(self) -> str:
+        """What crossed the "bus" so far: the hex dump of io.log without spaces or line breaks."""
+        text = (self.folder / "io.log").read_text(errors="replace")
+        return "".join(ch for ch in text.upper() if ch in "0123456789ABCDEF")
 
     @property
     def tcti(self) -> str:
@@ -67,7 +73,8 @@ class Swtpm:
             [binary, "socket", "--tpm2", "--tpmstate", f"dir={self.folder}",
              "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
              "--ctrl", f"type=tcp,port={self.port + 1},bindaddr=127.0.0.1",
-             "--flags", "not-need-init,startup-clear"],
+             "--flags", "not-need-init,startup-clear",
+             *(["--log", f"file={self.folder / 'io.log'},level=20"] if self.log_io else [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         wait_until_ready("swtpm", self.process, lambda: _answers(self.port) and _answers(self.port + 1),

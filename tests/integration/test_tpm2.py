@@ -55,6 +55,20 @@ def test_seal_and_unseal_round_trip(swtpm):
         assert secret not in sealed.public + sealed.private  # sealed, not stored
 
 
+def test_the_secret_and_the_pin_never_cross_the_bus_in_the_clear(tmp_path):
+    tpm = Swtpm(tmp_path / "logged", log_io=True).start()
+    try:
+        secret, auth = random_bytes(32), tpm2.pin_auth(PIN, random_bytes(32))
+        with tpm2.Tpm(tpm.tcti) as session:
+            sealed = session.seal(secret, auth, (7,))
+            assert bytes(session.unseal(sealed, auth)) == secret
+        traffic = tpm.io_hex()
+    finally:
+        tpm.stop()
+    assert sealed.private[2:].hex().upper() in traffic, "the log did not capture the traffic"  # the control
+    assert secret.hex().upper() not in traffic and auth.hex().upper() not in traffic
+
+
 def test_pin_and_workstation_open_the_vault_without_the_password(enrolled, swtpm, vault_path):
     enrolled.lock()
     with _open(vault_path, PIN, swtpm.tcti) as vault:
