@@ -45,6 +45,8 @@ def unlock_vault(args: argparse.Namespace) -> tuple[Vault, str | None]:
     if factor == "tpm2":
         from ..factors.tpm2 import TpmOpener
 
+        if not any(s.kind == "tpm2" for s in peek_header(path).slots):
+            raise io.UsageError("this vault has no TPM factor: enrol one with 'its-vault factor add tpm2'")
         return Vault.open(path, openers=(TpmOpener(io.tpm_pin()),), actor=actor, wait=_waiting), None
     password = io.master_password(STDIN, getattr(args, "password_stdin", False))
     openers: list = []

@@ -172,6 +172,9 @@ def cli(cli_env, tmp_path, swtpm) -> CliRunner:
 
 
 def test_cli_enrol_list_and_unlock_with_the_pin_alone(cli):
+    none_yet = cli.fails(2, "--factor", "tpm2", "get", "broker/ibkr", env={"ITS_TPM_PIN": PIN},
+                         unset=("ITS_MASTER_PASSWORD",))
+    assert "no TPM factor" in error_line(none_yet)
     enrolled = cli.ok("factor", "add", "tpm2", env={"ITS_TPM_PIN": PIN})
     assert "PCR 7" in enrolled.stderr
     listed = cli.ok("factor", "list")
