@@ -89,7 +89,6 @@ class MainWindow(QMainWindow):
         QApplication.instance().installEventFilter(self.autolock)
         self.tray = Tray(controller, self, self.windowIcon())
         self.tray.menu.insertAction(self.tray.quit_action, self.lockdown_action)
-        self._add_tool_actions()
         from .agent_bridge import AgentBridge
 
         self.clipboard = shared_clipboard()
@@ -109,6 +108,7 @@ class MainWindow(QMainWindow):
 
     def ensure_panels(self) -> list[Panel]:
         if self._panels is None:
+            self._add_tool_actions()  # here, not at start-up: their dialog modules cost ~70 ms to import
             self._panels = [cls(self.controller) for cls in panel_classes()]
             for panel in self._panels:
                 panel.deferred = True  # a hidden tab fills itself when first shown

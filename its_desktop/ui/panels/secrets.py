@@ -41,6 +41,7 @@ from ..controller import VaultController
 from ..dialogs.secret_editor import SecretAccess, SecretEditor
 from ..models.folder_model import PATH_ROLE, FolderModel, folders_of
 from ..models.secrets_model import Column, SecretsModel, row_for
+from ..runtime import gc_paused
 from .base import Panel
 
 
@@ -221,8 +222,9 @@ class SecretsPanel(Panel):
         try:
             # The listing summaries decode no record; a row whose summary is unchanged is reused
             # as is, so a change elsewhere costs a walk over the names, not 10,000 new rows.
-            rows = [row if (row := known(summary.name)) is not None and row.source == summary
-                    else row_for(summary) for summary in vault.summaries()]
+            with gc_paused():
+                rows = [row if (row := known(summary.name)) is not None and row.source == summary
+                        else row_for(summary) for summary in vault.summaries()]
         except VaultError as error:
             self.status.setText(str(error))
             return
