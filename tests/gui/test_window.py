@@ -99,3 +99,15 @@ def test_a_change_saved_by_another_process_reaches_the_panels(qtbot, unlocked_co
                    input="v", text=True, env=env, check=True, capture_output=True)
     qtbot.waitUntil(lambda: bool(changes), timeout=5_000)
     assert "from/cli" in unlocked_controller.vault.names()
+
+
+def test_the_vault_menu_tools_are_there_once_the_panels_are(qtbot, window):
+    from PySide6.QtWidgets import QMenu
+
+    from its_desktop.ui.dialogs.import_dialog import ImportAction
+
+    window.ensure_panels()
+    texts = [a.text().replace("&", "") for menu in window.menuBar().findChildren(QMenu) for a in menu.actions()]
+    assert window.findChild(ImportAction) is not None
+    assert window.scan_action is not None and window.backup_actions is not None
+    assert any("Scan folders" in t for t in texts) and any(t.startswith("Back up") for t in texts)
