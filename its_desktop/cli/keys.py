@@ -7,7 +7,8 @@ its-vault rekey          # asks for the master password (and a touch of each plu
 For a vault key that may have leaked (a memory dump, a debugger attached to the app): copies of
 the vault made from now on no longer open with it. The password stays the same (``passwd``
 changes it); keys that are not plugged in are removed (enrol them again), TPM slots are kept
-when their PIN is given (ITS_TPM_PIN or a prompt) and removed otherwise; the recovery code is
+when their PIN is given (ITS_TPM_PIN or a prompt; a wrong one stops the re-key) and removed when
+there is none or the TPM refuses them for good (changed PCRs); the recovery code is
 replaced by a new one, printed once on stdout. A running agent or app holding the old key is
 told to lock. Errors propagate to ``cli.main``.
 """
@@ -50,7 +51,8 @@ def cmd_rekey(args: argparse.Namespace) -> int:
         names = {s.id: f"{s.kind} '{s.name}' ({s.id})" for s in vault.slots}
         code = vault.rekey(password, rebuild, dropped)
     for slot_id in dropped:
-        why = "had no PIN given (ITS_TPM_PIN)" if names[slot_id].startswith("tpm2") else "was not plugged in"
+        why = ("could not be unsealed (no PIN given, or the TPM refuses it)" if names[slot_id].startswith("tpm2")
+               else "was not plugged in")
         io.warn(f"{names[slot_id]} {why} to be re-wrapped, so it was removed: enrol it again")
     if code is not None:
         io.info("new recovery code (shown once; the old code no longer works):")

@@ -321,9 +321,10 @@ class TpmOpener:
 
 def rewrap(vault: Vault, pin: str | None, tcti_string: str | None = None) -> tuple[
         Callable[[bytearray, str], list[KeySlot]], tuple[str, ...]]:
-    """For ``rekey``: the TPM slots re-wrapped under the new vault key (their sealed secrets
-    unsealed with ``pin`` now, so a failure is told before anything changes); the slots the
-    PIN or the TPM cannot open are listed to be dropped."""
+    """For ``rekey``: the TPM slots re-wrapped under the new vault key, their sealed secrets
+    unsealed with ``pin`` now, so a wrong PIN, a locked-out or unreachable TPM stops the re-key
+    before anything changes. Listed to be dropped: every TPM slot when there is no PIN, and a
+    slot this TPM refuses for good (changed PCRs, another machine): it opens nothing anyway."""
     opener = TpmOpener(pin or "", tcti_string)
     opened: list[tuple[KeySlot, bytearray]] = []
     dropped: list[str] = []
@@ -331,7 +332,14 @@ def rewrap(vault: Vault, pin: str | None, tcti_string: str | None = None) -> tup
         if pin is None:
             dropped.append(slot.id)
             continue
-        opened.append((slot, opener.unseal(slot)))
+        try:
+            opened.append((slot, opener.unseal(slot)))
+        except (WrongTpmPin, TpmLockedOut):
+            for _, secret in opened:
+                wipe(secret)
+            raise
+        except TpmRefused:
+            dropped.append(slot.id)
 
     def rebuild(vault_key: bytearray, vault_id: str) -> list[KeySlot]:
         rebuilt = []
