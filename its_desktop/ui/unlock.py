@@ -150,11 +150,13 @@ class UnlockPage(QWidget):
         names = {"password": "password", "recovery": "recovery code", "yubikey": "YubiKey", "fido2": "FIDO2 key",
                  "tpm2": "this workstation's TPM + PIN"}
         self.factors_label.setText("Ways in: " + ", ".join(names.get(k, k) for k in sorted(set(kinds))) if kinds else "")
+        chosen = self.factor.currentData()
         self.factor.blockSignals(True)
         self.factor.clear()
         for label, value in FACTOR_CHOICES:  # only what this vault has
             if value not in CHOOSABLE or value in kinds:
                 self.factor.addItem(label, value)
+        self.factor.setCurrentIndex(max(0, self.factor.findData(chosen)))  # the user's last choice stays
         self.factor.blockSignals(False)
         self.form.setRowVisible(self.factor, not creating and any(k in CHOOSABLE for k in kinds))
         self._factor_chosen()
@@ -187,19 +189,22 @@ class UnlockPage(QWidget):
                 return
             self.controller.create(password, on_code=self._show_recovery_code)
             return
+        if self._throttled():
+            return
+        self.controller.unlock(password, self.factor.currentData(), self.pin.text() or None)
+
+    def _throttled(self) -> bool:
+        """After repeated failures the vault makes the next attempt wait: say so instead."""
         delay = throttle.read_failures(self.controller.path).delay(time.time())
         if delay > 0:
             self.status.setText(f"Too many failed attempts: wait {delay:.0f} s.")
-            return
-        self.controller.unlock(password, self.factor.currentData(), self.pin.text() or None)
+        return delay > 0
 
     def _submit_tpm(self) -> None:
         if not self.pin.text():
             self.status.setText("Type the TPM PIN.")
             return
-        delay = throttle.read_failures(self.controller.path).delay(time.time())
-        if delay > 0:
-            self.status.setText(f"Too many failed attempts: wait {delay:.0f} s.")
+        if self._throttled():
             return
         self.controller.unlock("", "tpm2", self.pin.text())
 

@@ -63,3 +63,5 @@ def test_enrol_the_tpm_then_unlock_with_the_pin_alone(qtbot, tpm_window):
     qtbot.keyClick(page.pin, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.tabs, timeout=20_000)
     assert window.controller.vault is not None and page.pin.text() == ""
+    window.controller.lock(quick=False)
+    assert page.factor.currentData() == "tpm2", "the unlock page keeps the factor the user chose"
