@@ -69,25 +69,6 @@ def _kdf_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kdf-parallelism", type=int, metavar="N", help="Argon2id lanes (default min(4, cores))")
 
 
-def _kdf(args: argparse.Namespace):
-    """The Argon2id parameters of a new password slot, checked as ``init`` checks them."""
-    from ..core.crypto import MIN_MEMORY_KIB, MIN_TIME_COST, Argon2Params
-
-    default = Argon2Params.default()
-    memory = default.memory_kib if args.kdf_memory is None else args.kdf_memory * 1024
-    time_cost = default.time_cost if args.kdf_time is None else args.kdf_time
-    parallelism = default.parallelism if args.kdf_parallelism is None else args.kdf_parallelism
-    if memory < MIN_MEMORY_KIB or time_cost < MIN_TIME_COST:
-        raise UsageError("KDF parameters too weak: --kdf-memory must be at least 8 MiB and --kdf-time at least 1")
-    kdf = Argon2Params(memory, time_cost, parallelism)
-    if not kdf.within_bounds():
-        raise UsageError("KDF parameters out of range (memory 8 to 1024 MiB, time 1 to 64, parallelism 1 to 16)")
-    if kdf.below_defaults():
-        io.warn(f"KDF cost below the recommended 64 MiB / 3 passes ({memory // 1024} MiB / {time_cost}): "
-                "fine for tests and demos, weak against offline guessing")
-    return kdf
-
-
 def _backup_passphrase(confirm: bool) -> str:
     env = os.environ.get(BACKUP_PASSWORD_ENV)
     if env:
@@ -109,11 +90,11 @@ def _refuse_existing_file(path: Path, force: bool) -> None:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from ..services.backup import backup_vault, count_of, passphrase_warning
-    from .commands import unlock_vault
+    from .commands import kdf_from_args, unlock_vault
 
     target = Path(args.file).expanduser()
     _refuse_existing_file(target, args.force)  # before any password is asked for
-    kdf = _kdf(args)
+    kdf = kdf_from_args(args)
     vault, password = unlock_vault(args)
     with vault:
         passphrase = _backup_passphrase(confirm=True)
@@ -132,14 +113,14 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     from ..core.audit import Actor
     from ..core.vault.api import PasswordOpener, RecoveryOpener
     from ..services.backup import count_of, open_backup, refuse_existing, restore
-    from .commands import STDIN, _path
+    from .commands import STDIN, _path, kdf_from_args
 
     target = _path(args)
     refuse_existing(target, args.force)  # before any passphrase is asked for
     factor = getattr(args, "factor", None)
     if factor not in (None, "password", "recovery"):
         raise UsageError("a backup opens with its passphrase or its recovery code (--factor recovery)")
-    kdf = _kdf(args)
+    kdf = kdf_from_args(args)
     opener = RecoveryOpener(io.recovery_code(STDIN)) if factor == "recovery" else \
         PasswordOpener(_backup_passphrase(confirm=False))
     backup = open_backup(args.file, (opener,))
@@ -156,7 +137,7 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
 
 def cmd_backups(args: argparse.Namespace) -> int:
     from ..core.vault import backups
-    from .commands import _path, open_vault
+    from .commands import _path, kdf_from_args, open_vault
 
     path = _path(args)
     if args.keep is not None:

@@ -91,12 +91,9 @@ def _date(text: str) -> datetime:
         raise UsageError(f"--expires expects YYYY-MM-DD, got '{text}'") from None
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from ..core.errors import VaultExists
-
-    path = _path(args)
-    if path.exists():
-        raise VaultExists(str(path))
+def kdf_from_args(args: argparse.Namespace) -> Argon2Params:
+    """The Argon2id parameters of a new password slot from --kdf-memory/--kdf-time/
+    --kdf-parallelism (``init``, ``backup``, ``restore-backup``): checked, and a warning when weak."""
     default = Argon2Params.default()
     memory = default.memory_kib if args.kdf_memory is None else args.kdf_memory * 1024
     time_cost = default.time_cost if args.kdf_time is None else args.kdf_time
@@ -109,6 +106,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     if kdf.below_defaults():
         io.warn(f"KDF cost below the recommended 64 MiB / 3 passes ({memory // 1024} MiB / {time_cost}): "
                 "fine for tests and demos, weak against offline guessing")
+    return kdf
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ..core.errors import VaultExists
+
+    path = _path(args)
+    if path.exists():
+        raise VaultExists(str(path))
+    kdf = kdf_from_args(args)
     password = io.master_password(STDIN, getattr(args, "password_stdin", False), confirm=True)
     io.warn_if_weak(password)
     with Vault.create(path, password, kdf=kdf, actor=Actor.current("cli")) as vault:
