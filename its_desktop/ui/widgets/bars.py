@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QHelpEvent, QPainter, QPaintEvent, QPalette, QPen
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import QWidget
+
+from .tooltips import show_tooltip_at
 
 MARGIN = 6.0
 GAP = 0.2  # of a day's slot, between bars
@@ -140,15 +142,7 @@ class DailyBars(QWidget):
     # -- interaction -----------------------------------------------------------------------------
 
     def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
-            text = self.tooltip_at(QPointF(event.pos()))
-            if text:
-                QToolTip.showText(event.globalPos(), text, self)
-            else:
-                QToolTip.hideText()
-                event.ignore()
-            return True
-        return super().event(event)
+        return show_tooltip_at(self, event, self.tooltip_at) or super().event(event)
 
     def tooltip_at(self, pos: QPointF) -> str:
         bar = self.bar_at(pos)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtGui import QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import QWidget
 
 from ...core.schedule import ScheduleEntry
 from ..models.rotation_model import describe, paint_status_shape
+from .tooltips import show_tooltip_at
 
 HORIZON_DAYS = 90
 MARKER = 12.0  # marker size in pixels
@@ -136,15 +137,7 @@ class RotationTimeline(QWidget):
     # -- interaction -----------------------------------------------------------------------------
 
     def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
-            text = self.tooltip_at(QPointF(event.pos()))
-            if text:
-                QToolTip.showText(event.globalPos(), text, self)
-            else:
-                QToolTip.hideText()
-                event.ignore()
-            return True
-        return super().event(event)
+        return show_tooltip_at(self, event, self.tooltip_at) or super().event(event)
 
     def tooltip_at(self, pos: QPointF) -> str:
         return "\n".join(describe(e) for e in self.entries_at(pos))
