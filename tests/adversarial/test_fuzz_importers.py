@@ -17,7 +17,7 @@ from its_desktop import importers
 from its_desktop.core.errors import InvalidInput, VaultError
 from its_desktop.importers.base import Preview
 
-from .test_fuzz import _MUTATION, _mutate, any_text, env_text, fuzz, json_values, ran
+from .test_fuzz import _MUTATION, _mutate, _paths, _replaced, any_text, env_text, fuzz, json_values, ran
 
 KDBX_MAGIC = bytes.fromhex("03d9a29a67fb4bb5")
 
@@ -65,19 +65,6 @@ _BITWARDEN = {"encrypted": False, "folders": [{"id": "f1", "name": "Brokers"}],
                          "fields": [{"name": "account", "value": "U1", "type": 0}],
                          "login": {"username": "bob", "password": "pw", "totp": None, "uris": []}},
                         {"id": "i2", "type": 2, "name": "note", "notes": "text", "secureNote": {"type": 0}}]}
-_BITWARDEN_PATHS: list[tuple] = []
-
-
-def _paths(doc, prefix=()):
-    yield prefix
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(doc, list):
-        for index, value in enumerate(doc):
-            yield from _paths(value, (*prefix, index))
-
-
 _BITWARDEN_PATHS = list(_paths(_BITWARDEN))
 
 
@@ -85,17 +72,7 @@ _BITWARDEN_PATHS = list(_paths(_BITWARDEN))
 @given(st.sampled_from(_BITWARDEN_PATHS), st.one_of(any_text, json_values), st.booleans())
 def test_bitwarden_importer(path, value, delete):
     ran("importers")
-    doc = json.loads(json.dumps(_BITWARDEN))
-    if not path:
-        doc = value
-    else:
-        parent = doc
-        for key in path[:-1]:
-            parent = parent[key]
-        if delete:
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = value
+    doc = _replaced(_BITWARDEN, path, value, delete)
     _parse("bitwarden", json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
