@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMenu,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -37,6 +36,7 @@ from ...core.crypto import Argon2Params
 from ...core.errors import VaultError
 from ...services.backup import BackupDone, ExportDone, backup_vault, count_of, export_plaintext, passphrase_warning
 from ..controller import VaultController
+from .menus import file_menu
 from .reauth import ReauthDialog
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def add_backup_actions(window: QMainWindow) -> BackupActions:
     if getattr(window, "backup_actions", None) is not None:
         return window.backup_actions
     actions = BackupActions(window, window.controller)
-    menu = _menu(window)
+    menu = file_menu(window)
     quit_action = next((a for a in menu.actions() if a.text().replace("&", "") == "Quit"), None)
     before = quit_action
     if quit_action is not None:
@@ -305,8 +305,3 @@ def add_backup_actions(window: QMainWindow) -> BackupActions:
         menu.insertSeparator(before)
     window.backup_actions = actions
     return actions
-
-
-def _menu(window: QMainWindow) -> QMenu:
-    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions() if a.menu() is not None}
-    return menus.get("File") or menus.get("Vault") or window.menuBar().addMenu("&File")

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QMainWindow,
-    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -42,6 +41,7 @@ from ...importers.apply import Duplicates, ImportPlan, apply_import, preview_pla
 from ...importers.base import Preview, with_prefix
 from ...importers.csvmap import ColumnMap, parse_mapping
 from ..controller import VaultController
+from .menus import file_menu
 
 log = logging.getLogger(__name__)
 W = TypeVar("W", bound=QWidget)
@@ -335,15 +335,10 @@ def add_import_action(window: QMainWindow) -> ImportAction:
     if existing is not None:
         return existing
     action = ImportAction(window, window.controller)
-    menu = _menu(window)
+    menu = file_menu(window)
     first = menu.actions()[0] if menu.actions() else None
     menu.insertAction(first, action)
     if first is not None:
         menu.insertSeparator(first)
     window.addAction(action)  # the shortcut works whichever widget has the focus
     return action
-
-
-def _menu(window: QMainWindow) -> QMenu:
-    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions() if a.menu() is not None}
-    return menus.get("File") or menus.get("Vault") or window.menuBar().addMenu("&File")
