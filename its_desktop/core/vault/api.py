@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from ..audit import DISCARDED, Actor, AuditEvent, AuditFiles, AuditLog, AuditReader, AuditRecord, record_pending
-from ..crypto import KEY_SIZE, Argon2Params, AuthenticationFailed, open_sealed, random_bytes, seal, wipe
+from ..crypto import Argon2Params, AuthenticationFailed, open_sealed, seal, wipe
 from ..errors import (
     AuditTampered,
     ConcurrencyError,
@@ -31,7 +31,7 @@ from ..errors import (
     WrongCredentials,
 )
 from ..memory import lock_memory, unlock_memory
-from ..secrets import Secret, SecretSummary, SecretType, new_id, utcnow, validate_name
+from ..secrets import Secret, SecretSummary, SecretType, utcnow, validate_name
 from . import backups
 from . import rekey as rekeylib
 from . import slots as slotlib
@@ -146,14 +146,8 @@ class Vault:
         if path.exists():
             raise VaultExists(str(path))  # before spending a second on the KDF
         ensure_private_folder(path.parent)
-        vault_key = bytearray(random_bytes(KEY_SIZE))
-        vault_id = new_id()
-        slot_list = [slotlib.new_password_slot(password, vault_key, vault_id, kdf)]
-        code = None
-        if recovery:
-            recovery_slot, code = slotlib.new_recovery_slot(vault_key, vault_id)
-            slot_list.append(recovery_slot)
-        header = VaultHeader(vault_id, 1, slotlib.now_iso(), tuple(slot_list))
+        keys = backups.new_keys(password, kdf, recovery)
+        vault_key, header, code = keys.vault_key, keys.header, keys.recovery_code
         with writer_lock(path):
             if path.exists():
                 raise VaultExists(str(path))
